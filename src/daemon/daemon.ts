@@ -1,0 +1,363 @@
+/**
+ * The daemon: one session that dispatches pending tasks, runs their stages under leases, records each
+ * result only after the stage ends, notices writes from CLI processes, and stops gracefully.
+ * Background loops never throw: failures are logged with the task and stage and the loop carries on.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import type { StageName } from '../../machines/task.machine.js';
+import type { Config } from '../config.js';
+import { CairnError, InvalidTransitionError, toError } from '../errors.js';
+import { Engine, StageResultRefused } from '../engine/engine.js';
+import { buildStageInput, toStageEvent } from '../engine/stageRun.js';
+import { resolveStage } from '../executors/resolveStage.js';
+import { runStage } from '../executors/runStage.js';
+import type { ModuleStageFn, StageResult } from '../executors/types.js';
+import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
+import { markGoneSessions, thisHost } from './sessions.js';
+
+export type ResumePolicy = 'all' | 'none' | number[];
+
+export interface DaemonOptions {
+  store: Store;
+  config: Config;
+  logger: Logger;
+  engine?: Engine;
+  resume?: ResumePolicy;
+  executors?: Partial<Record<StageName, ModuleStageFn>>;
+  /** Drive only these tasks (`cairn run`); others are left to other daemons. */
+  onlyTaskIds?: number[];
+  /** How often to look for writes by other processes; well under a second. */
+  pollMs?: number;
+  now?: () => number;
+}
+
+interface RunningStage {
+  taskId: number;
+  stage: StageName;
+  attempt: number;
+  leaseToken: number;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export interface StartReport {
+  session: SessionRecord;
+  crashedSessions: SessionRecord[];
+  resumed: number[];
+  leftResumable: number[];
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class Daemon extends EventEmitter {
+  readonly store: Store;
+  readonly config: Config;
+  readonly engine: Engine;
+  readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly resumePolicy: ResumePolicy;
+  private readonly only: Set<number> | null;
+  private readonly pollMs: number;
+  private readonly running = new Map<number, RunningStage>();
+  private session: SessionRecord | null = null;
+  private actor = 'daemon';
+  private isStopping = false;
+  private isTicking = false;
+  private isTickPending = false;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private heartbeatTask: ScheduledTask | null = null;
+  private lastChangeMarker = -1;
+
+  constructor(private readonly options: DaemonOptions) {
+    super();
+    this.store = options.store;
+    this.config = options.config;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.engine = options.engine ?? new Engine(options.store, options.config, this.now);
+    this.resumePolicy = options.resume ?? (options.config.resumeOnStart ? 'all' : 'none');
+    this.only = options.onlyTaskIds ? new Set(options.onlyTaskIds) : null;
+    this.pollMs = options.pollMs ?? 100;
+  }
+
+  get sessionId(): string | null {
+    return this.session?.id ?? null;
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  private get leaseMs(): number {
+    return this.config.heartbeat.staleAfter;
+  }
+
+  /** Creates the session, settles what crashed sessions left, starts the loops. */
+  async start(): Promise<StartReport> {
+    const now = this.now();
+    const crashedSessions = await markGoneSessions(this.store, now, this.config.heartbeat.staleAfter);
+    for (const s of crashedSessions) {
+      this.logger.warn({ session: s.id, pid: s.pid, host: s.host, status: s.status }, `session ${s.id} (pid ${s.pid}) ended without stopping; marked ${s.status}`);
+    }
+    this.session = await this.store.createSession({ id: randomUUID(), pid: process.pid, host: thisHost, at: now });
+    this.actor = `daemon:${this.session.id.slice(0, 8)}`;
+    const { resumed, leftResumable } = await this.resumeInterrupted(true);
+    this.lastChangeMarker = await this.store.changeMarker();
+    this.pollTimer = setInterval(() => void this.poll(), this.pollMs);
+    this.heartbeatTask = cron.schedule(this.config.heartbeat.cron, () => void this.heartbeat(), { noOverlap: true });
+    this.logger.info(
+      { session: this.session.id, pid: process.pid, dataDir: this.config.dataDir, store: this.store.location, concurrency: this.config.concurrency },
+      `cairn daemon started (session ${this.session.id})`,
+    );
+    this.requestTick();
+    return { session: this.session, crashedSessions, resumed, leftResumable };
+  }
+
+  /**
+   * Resumes tasks interrupted by a gone session, as the resume policy allows; at start-up, lists the
+   * others with what to do about them. Writes transitions.
+   */
+  private async resumeInterrupted(isStartup: boolean): Promise<{ resumed: number[]; leftResumable: number[] }> {
+    const resumed: number[] = [];
+    const leftResumable: number[] = [];
+    for (const task of await this.store.findResumable(this.now())) {
+      if (this.only && !this.only.has(task.id)) continue;
+      if (task.lease?.owner === this.session?.id) continue;
+      const allowed = this.resumePolicy === 'all' || (Array.isArray(this.resumePolicy) && this.resumePolicy.includes(task.id));
+      if (!allowed) {
+        leftResumable.push(task.id);
+        continue;
+      }
+      try {
+        const stage = task.runStage;
+        await this.engine.apply(task.id, () => ({ type: 'RESUME', at: this.now() }), this.actor);
+        resumed.push(task.id);
+        this.logger.info(
+          { task: task.id, stage, interruptedAttempt: task.runAttempt, previousSession: task.lease?.owner },
+          `resuming task ${task.id}: its ${stage} stage (attempt ${task.runAttempt}) was interrupted; it runs again as attempt ${(task.runAttempt ?? 0) + 1}`,
+        );
+      } catch (e) {
+        this.logger.warn({ task: task.id, err: toError(e) }, `could not resume task ${task.id}: ${toError(e).message}`);
+      }
+    }
+    if (isStartup && leftResumable.length) {
+      this.logger.warn(
+        { tasks: leftResumable },
+        `${leftResumable.length} interrupted task(s) left as they are (${leftResumable.join(', ')}); resume them with \`cairn resume ID\``,
+      );
+    }
+    return { resumed, leftResumable };
+  }
+
+  /** Runs one heartbeat: renews the session and leases, marks gone sessions, resumes what they left. */
+  async heartbeat(): Promise<void> {
+    if (!this.session || this.isStopping) return;
+    try {
+      const now = this.now();
+      await this.store.heartbeatSession(this.session.id, now, this.leaseMs);
+      const gone = await markGoneSessions(this.store, now, this.config.heartbeat.staleAfter, this.session.id);
+      for (const s of gone) this.logger.warn({ session: s.id, pid: s.pid, status: s.status }, `session ${s.id} marked ${s.status}; its tasks are resumable`);
+      if (this.resumePolicy === 'all') await this.resumeInterrupted(false);
+      this.requestTick();
+    } catch (e) {
+      this.logger.error({ err: toError(e) }, `heartbeat failed: ${toError(e).message}; the daemon carries on`);
+    }
+  }
+
+  /** Notices commits by other processes (CLI approve, cancel, submit) and reacts within one poll. */
+  private async poll(): Promise<void> {
+    if (this.isStopping) return;
+    try {
+      const marker = await this.store.changeMarker();
+      if (marker === this.lastChangeMarker) {
+        this.requestTick();
+        return;
+      }
+      this.lastChangeMarker = marker;
+      await this.stopOvertakenRuns();
+      this.requestTick();
+    } catch (e) {
+      this.logger.error({ err: toError(e) }, `polling the store failed: ${toError(e).message}`);
+    }
+  }
+
+  /** A run whose task was cancelled, rewound or resumed elsewhere lost its lease: stop its program. */
+  private async stopOvertakenRuns(): Promise<void> {
+    for (const run of this.running.values()) {
+      const task = await this.store.getTask(run.taskId);
+      if (task?.lease && task.lease.owner === this.session?.id && task.lease.token === run.leaseToken) continue;
+      if (run.controller.signal.aborted) continue;
+      this.logger.info(
+        { task: run.taskId, stage: run.stage, attempt: run.attempt, state: task?.state },
+        `task ${run.taskId} is now ${task?.state ?? 'gone'}; stopping its ${run.stage} stage`,
+      );
+      run.controller.abort();
+    }
+  }
+
+  requestTick(): void {
+    if (this.isTicking) {
+      this.isTickPending = true;
+      return;
+    }
+    void this.tick();
+  }
+
+  private async tick(): Promise<void> {
+    this.isTicking = true;
+    try {
+      do {
+        this.isTickPending = false;
+        await this.dispatch();
+      } while (this.isTickPending && !this.isStopping);
+    } catch (e) {
+      this.logger.error({ err: toError(e) }, `dispatch failed: ${toError(e).message}; retrying on the next poll`);
+    } finally {
+      this.isTicking = false;
+    }
+    this.emit('tick');
+  }
+
+  private freeSlots(): number {
+    return this.config.concurrency - this.running.size;
+  }
+
+  private isMine(task: TaskRecord): boolean {
+    return !this.only || this.only.has(task.id);
+  }
+
+  /** Fills free slots: first stages already under way (approved, retried, resumed), then pending tasks. */
+  private async dispatch(): Promise<void> {
+    if (this.isStopping || !this.session) return;
+    const now = this.now();
+    if (this.freeSlots() > 0) {
+      for (const task of await this.store.findRunnable(now, this.config.concurrency + this.running.size)) {
+        if (this.freeSlots() <= 0 || this.isStopping) break;
+        if (!this.isMine(task) || this.running.has(task.id)) continue;
+        const claim = await this.store.claimRun(task.id, this.session.id, now, this.leaseMs);
+        if (claim) this.launch(claim);
+      }
+    }
+    if (this.freeSlots() > 0) {
+      for (const task of await this.store.findDispatchable(this.freeSlots() * 2 + (this.only ? this.only.size : 0))) {
+        if (this.freeSlots() <= 0 || this.isStopping) break;
+        if (!this.isMine(task)) continue;
+        try {
+          await this.engine.start(task.id, this.actor);
+        } catch (e) {
+          if (e instanceof InvalidTransitionError) continue; // another process started or cancelled it first
+          throw e;
+        }
+        const claim = await this.store.claimRun(task.id, this.session.id, this.now(), this.leaseMs);
+        if (claim) this.launch(claim);
+      }
+    }
+  }
+
+  private launch(claim: ClaimedRun): void {
+    const { task, run, lease } = claim;
+    const log = this.logger.child({ task: task.id, stage: run.stage, attempt: run.attempt, run: run.runId });
+    const controller = new AbortController();
+    const entry: RunningStage = {
+      taskId: task.id,
+      stage: run.stage,
+      attempt: run.attempt,
+      leaseToken: lease.token,
+      controller,
+      done: Promise.resolve(),
+    };
+    this.running.set(task.id, entry);
+    entry.done = this.execute(claim, controller, log)
+      .catch((e) => log.error({ err: toError(e) }, `task ${task.id}: ${run.stage} attempt ${run.attempt} failed inside cairn: ${toError(e).message}`))
+      .finally(() => {
+        this.running.delete(task.id);
+        this.emit('stage-finished', task.id);
+        this.requestTick();
+      });
+  }
+
+  private async execute(claim: ClaimedRun, controller: AbortController, log: Logger): Promise<void> {
+    const { task, run, lease } = claim;
+    const identity = { taskId: task.id, stage: run.stage, attempt: run.attempt, runId: run.runId };
+    const logFile = path.join(this.config.dataDir, 'logs', String(task.id), `${run.stage}-${run.attempt}.log`);
+    log.info(`task ${task.id}: ${run.stage} attempt ${run.attempt} started`);
+    let result: StageResult;
+    try {
+      const stage = resolveStage(this.config, run.stage, identity, this.options.executors);
+      result = await runStage({
+        input: buildStageInput(task, run.stage, run.attempt, run.runId),
+        stage,
+        dataDir: this.config.dataDir,
+        logFile,
+        outputBytes: this.config.limits.outputBytes,
+        signal: controller.signal,
+        logger: log,
+        onSpawn: (pgid) => {
+          this.store.recordRunProcess(task.id, run.stage, run.attempt, pgid).catch((e) =>
+            log.warn({ err: toError(e) }, `could not record the process group of task ${task.id}`),
+          );
+        },
+      });
+    } catch (e) {
+      const message = e instanceof CairnError ? e.message : `cannot run stage ${run.stage}: ${toError(e).message}`;
+      result = { ok: false, reason: 'spawn', message, exitCode: null, signal: null };
+    }
+    if (!result.ok && result.reason === 'aborted') {
+      log.info(`task ${task.id}: ${run.stage} attempt ${run.attempt} stopped; nothing recorded`);
+      return;
+    }
+    const event = toStageEvent(run.stage, run.attempt, result, this.now());
+    try {
+      const { task: after } = await this.engine.recordStageResult(task.id, event, this.actor, lease.token);
+      if (event.type === 'STAGE_SUCCEEDED') {
+        log.info({ state: after.state }, `task ${task.id}: ${run.stage} attempt ${run.attempt} succeeded; now ${after.state}`);
+      } else {
+        log.warn({ state: after.state, reason: event.reason, exitCode: event.exitCode }, `task ${task.id}: ${run.stage} attempt ${run.attempt} failed (${event.message}); now ${after.state}`);
+      }
+      this.emit('transition', after);
+    } catch (e) {
+      if (e instanceof StageResultRefused) {
+        log.warn({ reason: e.reason }, `task ${task.id}: result of ${run.stage} attempt ${run.attempt} refused: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Graceful stop (DESIGN §5): no new dispatch, running stages get shutdownGraceMs to finish, then are
+   * stopped and left resumable; the session is marked stopped.
+   */
+  async stop(): Promise<void> {
+    if (this.isStopping) return;
+    this.isStopping = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    await this.heartbeatTask?.stop();
+    await this.heartbeatTask?.destroy();
+    const pending = [...this.running.values()];
+    if (pending.length) {
+      this.logger.info(
+        { tasks: pending.map((r) => r.taskId), graceMs: this.config.shutdownGraceMs },
+        `stopping: waiting up to ${this.config.shutdownGraceMs} ms for ${pending.length} running stage(s)`,
+      );
+      const allDone = Promise.all(pending.map((r) => r.done));
+      await Promise.race([allDone, sleep(this.config.shutdownGraceMs)]);
+      const left = [...this.running.values()];
+      for (const r of left) r.controller.abort();
+      await Promise.all(left.map((r) => r.done));
+      if (left.length) {
+        this.logger.warn(
+          { tasks: left.map((r) => r.taskId) },
+          `stopped ${left.length} stage(s) still running (tasks ${left.map((r) => r.taskId).join(', ')}); they resume on the next start`,
+        );
+      }
+    }
+    while (this.isTicking) await sleep(5);
+    if (this.session) await this.store.endSession(this.session.id, 'stopped', this.now());
+    this.logger.info({ session: this.session?.id }, 'cairn daemon stopped');
+  }
+}

@@ -1,0 +1,47 @@
+/** Which daemon sessions are still alive. Liveness is data (heartbeats), plus a pid check on this host. */
+import { hostname } from 'node:os';
+import type { SessionRecord, Store, TaskRecord } from '../store/store.js';
+
+export function isPidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export const thisHost = hostname();
+
+/** A session is gone when it ended, when its process on this host is dead, or when its heartbeat is stale. */
+export function isSessionGone(session: SessionRecord, now: number, staleAfterMs: number): boolean {
+  if (session.status !== 'active') return true;
+  if (session.host === thisHost && session.pid !== process.pid && !isPidAlive(session.pid)) return true;
+  return now - session.lastHeartbeatAt > staleAfterMs;
+}
+
+/**
+ * Marks active sessions whose process is dead (`crashed`) or silent past staleAfter (`stale`), so their
+ * leases stop counting. Writes session rows; returns the ones it marked.
+ */
+export async function markGoneSessions(store: Store, now: number, staleAfterMs: number, selfId?: string): Promise<SessionRecord[]> {
+  const marked: SessionRecord[] = [];
+  for (const session of await store.listSessions({ status: 'active' })) {
+    if (session.id === selfId) continue;
+    const isDeadHere = session.host === thisHost && !isPidAlive(session.pid);
+    const isSilent = now - session.lastHeartbeatAt > staleAfterMs;
+    if (!isDeadHere && !isSilent) continue;
+    const status = isDeadHere ? 'crashed' : 'stale';
+    await store.endSession(session.id, status, now);
+    marked.push({ ...session, status });
+  }
+  return marked;
+}
+
+/** Whether a task's lease belongs to a session that is still running it. */
+export async function isLeaseLive(store: Store, task: TaskRecord, now: number, staleAfterMs: number): Promise<boolean> {
+  if (!task.lease) return false;
+  if (task.lease.expiresAt < now) return false;
+  const session = (await store.listSessions()).find((s) => s.id === task.lease!.owner);
+  return session !== undefined && !isSessionGone(session, now, staleAfterMs);
+}

@@ -1,0 +1,262 @@
+/**
+ * One engine step: load the task's stored snapshot, compute the next one with the machine's pure
+ * `transition()`, and commit the transition row, task row and checkpoints in one store transaction
+ * (optimistic on the task's version). Only after the commit does anyone act on the effects it named.
+ */
+import {
+  CHECKPOINTS,
+  stageOfState,
+  statusOfState,
+  type CheckpointName,
+  type TaskEvent,
+} from '../../machines/task.machine.js';
+import type { Config } from '../config.js';
+import {
+  CheckpointNotFoundError,
+  ConflictError,
+  InvalidTransitionError,
+  TaskNotFoundError,
+  UsageError,
+} from '../errors.js';
+import type { CommitResult, Priority, Store, TaskRecord, TransitionWrite } from '../store/store.js';
+import { PRIORITIES } from '../store/store.js';
+import {
+  checkpointsNamed,
+  initialSnapshot,
+  policyFromConfig,
+  restoreSnapshot,
+  runRequested,
+  step,
+  toPersisted,
+  type MachineAction,
+} from './snapshot.js';
+
+export type Clock = () => number;
+
+export interface SubmitRequest {
+  request: string;
+  priority?: Priority;
+  tags?: string[];
+  dependsOn?: number[];
+}
+
+export interface StepResult {
+  task: TaskRecord;
+  actions: MachineAction[];
+}
+
+/** A refused stage result: the run lost its lease, was already recorded, or the machine moved on. */
+export class StageResultRefused extends Error {
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_CONFLICT_RETRIES = 20;
+const GATE_STATES = 'plan_awaiting_approval or implementation_awaiting_approval';
+
+function describeRefusal(task: TaskRecord, event: TaskEvent): string {
+  const where = `task ${task.id} is ${task.state}`;
+  switch (event.type) {
+    case 'APPROVE':
+      return `${where}; approve needs a task at ${GATE_STATES}`;
+    case 'REJECT':
+      return `${where}; reject needs a task at ${GATE_STATES}`;
+    case 'CANCEL':
+      return `${where}; only a task that has not finished can be cancelled`;
+    case 'RETRY':
+      return `${where}; retry needs a failed task`;
+    case 'RESUME':
+      return `${where}; resume needs a task interrupted in a stage (planning, implementing, reviewing or verifying)`;
+    case 'START':
+      return `${where}; only a pending task can start`;
+    default:
+      return `${where}; ${event.type} does not apply to it`;
+  }
+}
+
+export class Engine {
+  constructor(
+    readonly store: Store,
+    readonly config: Config,
+    readonly now: Clock = Date.now,
+  ) {}
+
+  async getTask(id: number): Promise<TaskRecord> {
+    const task = await this.store.getTask(id);
+    if (!task) throw new TaskNotFoundError(id);
+    return task;
+  }
+
+  /** Inserts a new pending task with its first transition and the workflow_start checkpoint. */
+  async submit(req: SubmitRequest, actor: string): Promise<TaskRecord> {
+    const request = req.request.trim();
+    if (request === '') throw new UsageError('the request is empty; say what the task should do');
+    const priority = req.priority ?? 'medium';
+    if (!PRIORITIES.includes(priority)) throw new UsageError(`priority "${priority}" is not one of high, medium, low`);
+    const dependsOn = [...new Set(req.dependsOn ?? [])];
+    for (const dep of dependsOn) await this.getTask(dep);
+    const policy = policyFromConfig(this.config);
+    const { snapshot, actions } = initialSnapshot(policy);
+    const at = this.now();
+    return this.store.createTask({
+      request,
+      priority,
+      tags: [...new Set(req.tags ?? [])],
+      dependsOn,
+      actor,
+      at,
+      snapshot: toPersisted(snapshot),
+      checkpoints: checkpointsNamed(actions),
+      submitEvent: { type: 'SUBMIT', request, priority, tags: req.tags ?? [], depends_on: dependsOn, policy },
+    });
+  }
+
+  /**
+   * Applies one event to a task and commits it. Retries on a version conflict (another process wrote
+   * in between) by recomputing from the fresh snapshot. Throws InvalidTransitionError when the machine
+   * refuses the event in the task's current state. Writes to the store; runs no effects.
+   */
+  async apply(
+    taskId: number,
+    makeEvent: (task: TaskRecord) => TaskEvent,
+    actor: string,
+    options: { leaseToken?: number } = {},
+  ): Promise<StepResult> {
+    for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
+      const task = await this.getTask(taskId);
+      const event = makeEvent(task);
+      const result = step(restoreSnapshot(task.snapshot), event);
+      if (!result) {
+        if (event.type === 'STAGE_SUCCEEDED' || event.type === 'STAGE_FAILED') {
+          throw new StageResultRefused(
+            `task ${task.id} is ${task.state} (${event.stage} attempt ${task.snapshot.context.attempts[event.stage]}); ` +
+              `the result of ${event.stage} attempt ${event.attempt} no longer applies`,
+            'stale',
+          );
+        }
+        throw new InvalidTransitionError(describeRefusal(task, event));
+      }
+      const write = this.buildWrite(task, event, result.next, result.actions, actor, options.leaseToken);
+      const [outcome] = await this.store.commitTransitions([write]);
+      if (outcome.ok) return { task: outcome.task, actions: result.actions };
+      if (outcome.reason === 'conflict') continue;
+      throw this.refusalError(outcome);
+    }
+    throw new ConflictError(`task ${taskId} kept changing under us (${MAX_CONFLICT_RETRIES} tries); try again`);
+  }
+
+  private refusalError(outcome: Extract<CommitResult, { ok: false }>): Error {
+    if (outcome.reason === 'missing') return new InvalidTransitionError(outcome.message);
+    return new StageResultRefused(outcome.message, outcome.reason);
+  }
+
+  private buildWrite(
+    task: TaskRecord,
+    event: TaskEvent,
+    next: ReturnType<typeof restoreSnapshot>,
+    actions: MachineAction[],
+    actor: string,
+    leaseToken: number | undefined,
+  ): TransitionWrite {
+    const to = next.value as TaskRecord['state'];
+    const isStageResult = event.type === 'STAGE_SUCCEEDED' || event.type === 'STAGE_FAILED';
+    return {
+      taskId: task.id,
+      expectedVersion: task.version,
+      from: task.state,
+      to,
+      status: statusOfState(to),
+      event: event as unknown as TransitionWrite['event'],
+      actor,
+      at: event.at,
+      snapshot: toPersisted(next),
+      checkpoints: checkpointsNamed(actions),
+      nextRun: runRequested(actions),
+      completion: isStageResult
+        ? {
+            stage: event.stage,
+            attempt: event.attempt,
+            outcome: event.type === 'STAGE_SUCCEEDED' ? 'succeeded' : 'failed',
+            exitCode: event.type === 'STAGE_FAILED' ? (event.exitCode ?? null) : 0,
+            signal: event.type === 'STAGE_FAILED' ? (event.signal ?? null) : null,
+            leaseToken: leaseToken ?? -1,
+          }
+        : undefined,
+    };
+  }
+
+  start(taskId: number, actor: string): Promise<StepResult> {
+    return this.apply(taskId, () => ({ type: 'START', at: this.now() }), actor);
+  }
+
+  approve(taskId: number, by: string, comment?: string | null): Promise<StepResult> {
+    return this.apply(taskId, () => ({ type: 'APPROVE', by, comment: comment ?? null, at: this.now() }), `user:${by}`);
+  }
+
+  reject(taskId: number, reason: string, by: string): Promise<StepResult> {
+    if (!reason.trim()) throw new UsageError('reject needs --reason TEXT: it is handed to the next attempt as feedback');
+    return this.apply(taskId, () => ({ type: 'REJECT', reason, by, at: this.now() }), `user:${by}`);
+  }
+
+  cancel(taskId: number, by: string, reason?: string | null): Promise<StepResult> {
+    return this.apply(taskId, () => ({ type: 'CANCEL', reason: reason ?? null, by, at: this.now() }), `user:${by}`);
+  }
+
+  retry(taskId: number, by: string): Promise<StepResult> {
+    return this.apply(taskId, () => ({ type: 'RETRY', by, at: this.now() }), `user:${by}`);
+  }
+
+  /**
+   * Puts an interrupted task's stage back in line with attempt + 1. Refused while a live session
+   * holds the task's lease: that stage is running, not interrupted.
+   */
+  async resume(taskId: number, actor: string, isLeaseLive: (task: TaskRecord) => Promise<boolean>): Promise<StepResult> {
+    const task = await this.getTask(taskId);
+    if (task.lease && (await isLeaseLive(task))) {
+      throw new InvalidTransitionError(
+        `task ${task.id} is ${task.state} and its stage is running in session ${task.lease.owner}; ` +
+          'resume is for interrupted tasks (`cairn list-resumable` shows them)',
+      );
+    }
+    if (!task.lease && stageOfState(task.state)) {
+      throw new InvalidTransitionError(
+        `task ${task.id} is ${task.state} and already waiting for a daemon to run its stage; ` +
+          'start one with `cairn start`, or run it in the foreground with `cairn run --resume ' +
+          task.id +
+          '`',
+      );
+    }
+    return this.apply(taskId, () => ({ type: 'RESUME', at: this.now() }), actor);
+  }
+
+  /** Puts the task back to the newest checkpoint of that name; the history keeps everything since. */
+  async rewind(taskId: number, to: string, by: string): Promise<StepResult> {
+    if (!CHECKPOINTS.includes(to as CheckpointName)) {
+      throw new UsageError(`"${to}" is not a checkpoint name; use one of ${CHECKPOINTS.join(', ')}`);
+    }
+    const task = await this.getTask(taskId);
+    const checkpoints = await this.store.getCheckpoints(taskId);
+    const target = checkpoints.filter((c) => c.name === to).at(-1);
+    if (!target) {
+      const has = [...new Set(checkpoints.map((c) => c.name))];
+      throw new CheckpointNotFoundError(
+        `task ${task.id} has not reached checkpoint ${to}; it has: ${has.join(', ') || 'none'}`,
+      );
+    }
+    return this.apply(
+      taskId,
+      () => ({ type: 'REWIND', to: target.name, state: target.state, context: target.snapshot.context, by, at: this.now() }),
+      `user:${by}`,
+    );
+  }
+
+  /** Records a stage run's result, fenced by the lease token the run was claimed with. */
+  recordStageResult(taskId: number, event: Extract<TaskEvent, { type: 'STAGE_SUCCEEDED' | 'STAGE_FAILED' }>, actor: string, leaseToken: number) {
+    return this.apply(taskId, () => event, actor, { leaseToken });
+  }
+
+}

@@ -1,0 +1,62 @@
+/**
+ * Every error cairn shows a user. Each has a stable `code` for scripts and the exit code of
+ * DESIGN §6: 1 for operational errors (unknown task, wrong state, lock or I/O), 2 for usage and config.
+ * Only `src/cli/main.ts` turns them into `process.exitCode`.
+ */
+export class CairnError extends Error {
+  readonly code: string = 'CAIRN_ERROR';
+  readonly exitCode: 1 | 2 = 1;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad command-line arguments: a malformed id, a missing flag, an unknown option. */
+export class UsageError extends CairnError {
+  override readonly code = 'USAGE';
+  override readonly exitCode = 2;
+}
+
+/** A config file or key that cannot be used; the message names the key path. */
+export class ConfigError extends CairnError {
+  override readonly code = 'CONFIG';
+  override readonly exitCode = 2;
+}
+
+export class TaskNotFoundError extends CairnError {
+  override readonly code = 'TASK_NOT_FOUND';
+  constructor(readonly taskId: number) {
+    super(`task ${taskId} does not exist; \`cairn list\` shows the tasks there are`);
+  }
+}
+
+/** An operation the task's state does not allow (approve outside a gate, retry of a running task, …). */
+export class InvalidTransitionError extends CairnError {
+  override readonly code = 'INVALID_TRANSITION';
+}
+
+/** Another writer changed the task between our read and our write, more often than we retry. */
+export class ConflictError extends CairnError {
+  override readonly code = 'CONFLICT';
+}
+
+/** The database cannot be opened or used: not SQLite, damaged, newer than this binary, locked, disk full. */
+export class StoreError extends CairnError {
+  override readonly code = 'STORE';
+}
+
+export class CheckpointNotFoundError extends CairnError {
+  override readonly code = 'CHECKPOINT_NOT_FOUND';
+}
+
+/** Routes every `catch (e: unknown)` through one place, so a thrown string or object still has a message. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === 'string') return new Error(value);
+  try {
+    return new Error(JSON.stringify(value));
+  } catch {
+    return new Error(String(value));
+  }
+}

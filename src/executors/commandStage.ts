@@ -1,0 +1,143 @@
+/**
+ * Runs a command stage: an argv array (never a shell string), the stage input as JSON on stdin, the
+ * CAIRN_* environment, its own process group (so a timeout or cancel reaches grandchildren), stdout and
+ * stderr appended to the run's log file, and stdout kept as the output up to `outputBytes`.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { ResolvedCommandStage, StageResult, StageRunRequest } from './types.js';
+import { parseStageOutput } from './stageOutput.js';
+
+/** How long a stage gets between SIGTERM and SIGKILL when it is stopped. */
+const KILL_GRACE_MS = 2000;
+/** After the leader exits, how long to wait for descendants still holding its stdout. */
+const DRAIN_AFTER_EXIT_MS = 1000;
+
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+function describeSpawnError(argv0: string, error: NodeJS.ErrnoException): string {
+  if (error.code === 'ENOENT') return `cannot start ${argv0}: no such file or program (ENOENT)`;
+  if (error.code === 'EACCES') return `cannot start ${argv0}: permission denied; is it executable? (EACCES)`;
+  return `cannot start ${argv0}: ${error.message}`;
+}
+
+/** Spawns the stage and resolves when it has finished or been stopped. Writes the log file; never throws. */
+export function runCommandStage(request: StageRunRequest & { stage: ResolvedCommandStage }): Promise<StageResult> {
+  const { stage, input, logFile, outputBytes, signal } = request;
+  mkdirSync(path.dirname(logFile), { recursive: true, mode: 0o700 });
+  const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
+
+  return new Promise<StageResult>((resolve) => {
+    const stdoutChunks: Buffer[] = [];
+    let stdoutBytes = 0;
+    let truncated = false;
+    let stopReason: 'timeout' | 'idle' | 'aborted' | null = null;
+    let settled = false;
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+    const timers: NodeJS.Timeout[] = [];
+
+    const child = spawn(stage.argv[0], stage.argv.slice(1), {
+      cwd: stage.cwd,
+      env: stage.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      shell: false,
+    });
+
+    const finish = (result: StageResult) => {
+      if (settled) return;
+      settled = true;
+      for (const t of timers) clearTimeout(t);
+      if (idleTimer) clearTimeout(idleTimer);
+      signal.removeEventListener('abort', onAbort);
+      log.end(() => resolve(result));
+    };
+
+    const stop = (reason: 'timeout' | 'idle' | 'aborted') => {
+      if (stopReason || exited || child.pid === undefined) return;
+      stopReason = reason;
+      killGroup(child.pid, 'SIGTERM');
+      timers.push(setTimeout(() => child.pid !== undefined && killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref());
+    };
+
+    const onAbort = () => stop('aborted');
+    let idleTimer: NodeJS.Timeout | null = null;
+    const touch = () => {
+      if (stage.idleTimeoutMs === null) return;
+      if (idleTimer) clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => stop('idle'), stage.idleTimeoutMs);
+    };
+
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      log.write(`[cairn] ${describeSpawnError(stage.argv[0], error)}\n`);
+      finish({ ok: false, reason: 'spawn', message: describeSpawnError(stage.argv[0], error), exitCode: null, signal: null });
+    });
+    if (child.pid === undefined) return; // 'error' follows
+
+    request.onSpawn?.(child.pid);
+    if (signal.aborted) stop('aborted');
+    signal.addEventListener('abort', onAbort);
+    if (stage.timeoutMs !== null) timers.push(setTimeout(() => stop('timeout'), stage.timeoutMs));
+    touch();
+
+    child.stdin.on('error', () => {
+      // EPIPE: the program does not read its input; that is its right.
+    });
+    child.stdin.end(JSON.stringify(input));
+
+    child.stdout.on('data', (chunk: Buffer) => {
+      touch();
+      log.write(chunk);
+      if (stdoutBytes < outputBytes) {
+        const room = outputBytes - stdoutBytes;
+        stdoutChunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+        if (chunk.length > room) truncated = true;
+      } else if (chunk.length > 0) {
+        truncated = true;
+      }
+      stdoutBytes += chunk.length;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      touch();
+      log.write(chunk);
+    });
+
+    const settle = () => {
+      if (!exited) return;
+      const stdout = Buffer.concat(stdoutChunks).toString('utf8');
+      const { code, signal: exitSignal } = exited;
+      if (stopReason === 'aborted') {
+        finish({ ok: false, reason: 'aborted', message: 'stopped by cairn', exitCode: code, signal: exitSignal, output: stdout });
+      } else if (stopReason === 'timeout' || stopReason === 'idle') {
+        const limit = stopReason === 'timeout' ? `timeout of ${stage.timeoutMs} ms` : `idle timeout of ${stage.idleTimeoutMs} ms`;
+        const message = `${stage.argv[0]} was stopped after its ${limit}`;
+        log.write(`[cairn] ${message}\n`);
+        finish({ ok: false, reason: 'timeout', message, exitCode: code, signal: exitSignal, output: stdout });
+      } else if (exitSignal) {
+        const message = `${stage.argv[0]} was killed by ${exitSignal}`;
+        finish({ ok: false, reason: 'signal', message, exitCode: null, signal: exitSignal, output: stdout });
+      } else if (code !== 0) {
+        const message = `${stage.argv[0]} exited with code ${code}`;
+        finish({ ok: false, reason: 'exit', message, exitCode: code, signal: null, output: stdout });
+      } else {
+        if (truncated) log.write(`[cairn] stdout was longer than limits.outputBytes (${outputBytes}); the output keeps the first part, this log has all of it\n`);
+        finish({ ok: true, output: truncated ? stdout : parseStageOutput(stdout), truncated });
+      }
+    };
+
+    child.on('exit', (code, exitSignal) => {
+      exited = { code, signal: exitSignal };
+      // Descendants left behind by the stage would hold its stdout open and outlive it: end the group.
+      if (child.pid !== undefined) killGroup(child.pid, 'SIGTERM');
+      timers.push(setTimeout(settle, DRAIN_AFTER_EXIT_MS).unref());
+    });
+    child.on('close', settle);
+  });
+}

@@ -1,0 +1,71 @@
+/** What every executor receives and returns. Executors report outcomes; retry decisions belong to the machine. */
+import type { Logger } from 'pino';
+import type { Feedback, FailureReason, StageName } from '../../machines/task.machine.js';
+
+/** The JSON a stage program reads on stdin (and a module stage gets as its first argument). */
+export interface StageInput {
+  task_id: number;
+  request: string;
+  priority: string;
+  tags: string[];
+  depends_on: number[];
+  stage: StageName;
+  attempt: number;
+  run_id: string;
+  outputs: Record<string, unknown>;
+  feedback: Feedback[];
+}
+
+export interface ModuleStageContext {
+  signal: AbortSignal;
+  logger: Logger;
+  taskId: number;
+  stage: StageName;
+  attempt: number;
+  runId: string;
+  dataDir: string;
+}
+
+export type ModuleStageFn = (input: StageInput, ctx: ModuleStageContext) => unknown | Promise<unknown>;
+
+export interface ResolvedCommandStage {
+  kind: 'command';
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs: number | null;
+  idleTimeoutMs: number | null;
+}
+
+export interface ResolvedModuleStage {
+  kind: 'module';
+  /** A file to import (its default export) or, through the library API, the function itself. */
+  module: string | ModuleStageFn;
+  timeoutMs: number | null;
+}
+
+export type ResolvedStage = ResolvedCommandStage | ResolvedModuleStage;
+
+export interface StageRunRequest {
+  input: StageInput;
+  stage: ResolvedStage;
+  dataDir: string;
+  logFile: string;
+  outputBytes: number;
+  signal: AbortSignal;
+  logger: Logger;
+  /** Called once a command stage's process group exists, so it can be recorded for a successor to end. */
+  onSpawn?: (pgid: number) => void;
+}
+
+export type StageResult =
+  | { ok: true; output: unknown; truncated: boolean }
+  | {
+      ok: false;
+      /** 'aborted': stopped on purpose (cancel, shutdown); the engine records nothing for it. */
+      reason: FailureReason | 'aborted';
+      message: string;
+      exitCode: number | null;
+      signal: string | null;
+      output?: string;
+    };

@@ -1,0 +1,492 @@
+/**
+ * The SQLite store on better-sqlite3: WAL, `synchronous` set explicitly from `durability` on every
+ * connection (this build defaults WAL databases to NORMAL), a busy timeout, and every multi-statement
+ * write in a `BEGIN IMMEDIATE` transaction so a second writer waits instead of failing with SQLITE_BUSY.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
+import { StoreError, toError } from '../errors.js';
+import { applyMigrations } from './migrate.js';
+import type {
+  CheckpointRecord,
+  ClaimedRun,
+  CommitResult,
+  NewTask,
+  Priority,
+  SessionRecord,
+  StageRunRecord,
+  Store,
+  TaskFilter,
+  TaskRecord,
+  TransitionRecord,
+  TransitionWrite,
+} from './store.js';
+
+const PRIORITY_RANK: Record<Priority, number> = { high: 0, medium: 1, low: 2 };
+const BUSY_TIMEOUT_MS = 15_000;
+
+export interface SqliteStoreOptions {
+  durability?: 'full' | 'normal';
+}
+
+interface TaskRow {
+  id: number;
+  request: string;
+  priority: Priority;
+  tags: string;
+  state: TaskState;
+  status: TaskStatus;
+  snapshot: string;
+  version: number;
+  run_stage: StageName | null;
+  run_attempt: number | null;
+  run_after: number | null;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  lease_token: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface RunRow {
+  task_id: number;
+  stage: StageName;
+  attempt: number;
+  run_id: string;
+  session_id: string;
+  started_at: number;
+  finished_at: number | null;
+  outcome: StageRunRecord['outcome'];
+  exit_code: number | null;
+  signal: string | null;
+  pgid: number | null;
+}
+
+interface SessionRow {
+  id: string;
+  pid: number;
+  host: string;
+  started_at: number;
+  last_heartbeat_at: number;
+  status: SessionRecord['status'];
+  ended_at: number | null;
+}
+
+/** Creates `dir` (0700) if needed and tightens it if it exists; the data can be private. */
+export function ensurePrivateDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
+/** Creates `file` empty with mode 0600 if it does not exist, and tightens it if it does. */
+export function ensurePrivateFile(file: string): void {
+  if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600));
+  chmodSync(file, 0o600);
+}
+
+function describeOpenFailure(file: string, error: Error): StoreError {
+  const code = (error as { code?: string }).code ?? '';
+  if (code === 'SQLITE_NOTADB') {
+    return new StoreError(
+      `${file} is not a SQLite database (or its header is damaged); cairn will not touch it. ` +
+        'Move it aside, or point --data-dir at another directory, then start again.',
+      { cause: error },
+    );
+  }
+  if (code === 'SQLITE_CORRUPT') {
+    return new StoreError(`${file} is damaged (${error.message}); restore it from a snapshot or backup.`, { cause: error });
+  }
+  if (code === 'SQLITE_CANTOPEN' || code === 'EACCES' || code === 'SQLITE_READONLY') {
+    return new StoreError(`cannot open ${file} for writing (${error.message}); check its owner and permissions.`, {
+      cause: error,
+    });
+  }
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') {
+    return new StoreError(`the disk holding ${file} is full; free some space and try again.`, { cause: error });
+  }
+  return new StoreError(`cannot open ${file}: ${error.message}`, { cause: error });
+}
+
+function toTask(row: TaskRow, dependsOn: number[]): TaskRecord {
+  return {
+    id: row.id,
+    request: row.request,
+    priority: row.priority,
+    tags: JSON.parse(row.tags) as string[],
+    dependsOn,
+    state: row.state,
+    status: row.status,
+    snapshot: JSON.parse(row.snapshot),
+    version: row.version,
+    runStage: row.run_stage,
+    runAttempt: row.run_attempt,
+    runAfter: row.run_after,
+    lease:
+      row.lease_owner === null
+        ? null
+        : { owner: row.lease_owner, expiresAt: row.lease_expires_at ?? 0, token: row.lease_token },
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toRun(row: RunRow): StageRunRecord {
+  return {
+    taskId: row.task_id,
+    stage: row.stage,
+    attempt: row.attempt,
+    runId: row.run_id,
+    sessionId: row.session_id,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    outcome: row.outcome,
+    exitCode: row.exit_code,
+    signal: row.signal,
+    pgid: row.pgid,
+  };
+}
+
+function toSession(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    pid: row.pid,
+    host: row.host,
+    startedAt: row.started_at,
+    lastHeartbeatAt: row.last_heartbeat_at,
+    status: row.status,
+    endedAt: row.ended_at,
+  };
+}
+
+export function runIdOf(taskId: number, stage: StageName, attempt: number): string {
+  return `${taskId}.${stage}.${attempt}`;
+}
+
+/**
+ * Opens (creating if needed) the database file with private permissions, sets the pragmas and applies
+ * pending migrations. Throws StoreError naming the file when it is not a usable SQLite database.
+ */
+export function openSqliteStore(file: string, options: SqliteStoreOptions = {}): SqliteStore {
+  ensurePrivateDir(path.dirname(file));
+  let db: Database.Database;
+  try {
+    ensurePrivateFile(file);
+    db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+  } catch (e) {
+    throw describeOpenFailure(file, toError(e));
+  }
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+    db.pragma('foreign_keys = ON');
+    applyMigrations(db, file);
+  } catch (e) {
+    db.close();
+    if (e instanceof StoreError) throw e;
+    throw describeOpenFailure(file, toError(e));
+  }
+  return new SqliteStore(db, file);
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  private readonly stmt;
+
+  constructor(
+    readonly db: Database.Database,
+    readonly location: string,
+  ) {
+    const p = (sql: string) => db.prepare(sql);
+    this.stmt = {
+      insertTask: p(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
+                       created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`),
+      insertDependency: p('INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)'),
+      taskExists: p('SELECT 1 FROM tasks WHERE id = ?').pluck(),
+      getTask: p('SELECT * FROM tasks WHERE id = ?'),
+      getDependencies: p('SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY depends_on').pluck(),
+      getCommitGuard: p('SELECT version, lease_owner, lease_token FROM tasks WHERE id = ?'),
+      nextSeq: p('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?').pluck(),
+      insertTransition: p(`INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
+                             event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      updateTaskAfterTransition: p(`UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
+                                      run_stage = ?, run_attempt = ?, run_after = ?,
+                                      lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+                                    WHERE id = ? AND version = ?`),
+      insertCheckpoint: p('INSERT INTO checkpoints (task_id, name, seq, state, snapshot, at) VALUES (?, ?, ?, ?, ?, ?)'),
+      completeRun: p(`UPDATE stage_runs SET outcome = ?, finished_at = ?, exit_code = ?, signal = ?
+                      WHERE task_id = ? AND stage = ? AND attempt = ? AND outcome IS NULL`),
+      closeOpenRuns: p(`UPDATE stage_runs SET outcome = ?, finished_at = ? WHERE task_id = ? AND outcome IS NULL`),
+      history: p('SELECT seq, from_state, to_state, event, actor, at FROM transitions WHERE task_id = ? ORDER BY seq'),
+      checkpoints: p('SELECT name, seq, state, snapshot, at FROM checkpoints WHERE task_id = ? ORDER BY id'),
+      stageRuns: p('SELECT * FROM stage_runs WHERE task_id = ? ORDER BY started_at, stage, attempt'),
+      countByStatus: p('SELECT status, count(*) AS n FROM tasks GROUP BY status'),
+      dispatchable: p(`SELECT * FROM tasks t WHERE t.state = 'pending' AND NOT EXISTS (
+                         SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on
+                         WHERE d.task_id = t.id AND dep.state != 'completed')
+                       ORDER BY t.priority_rank, t.created_at, t.id LIMIT ?`),
+      runnable: p(`SELECT * FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
+                     AND (run_after IS NULL OR run_after <= ?)
+                   ORDER BY priority_rank, coalesce(run_after, 0), id LIMIT ?`),
+      resumable: p(`SELECT t.* FROM tasks t LEFT JOIN sessions s ON s.id = t.lease_owner
+                    WHERE t.lease_owner IS NOT NULL
+                      AND (t.lease_expires_at < ? OR s.status IS NULL OR s.status != 'active')
+                    ORDER BY t.id`),
+      claimableTask: p(`SELECT * FROM tasks WHERE id = ? AND run_stage IS NOT NULL AND lease_owner IS NULL
+                          AND (run_after IS NULL OR run_after <= ?)`),
+      runExists: p('SELECT 1 FROM stage_runs WHERE task_id = ? AND stage = ? AND attempt = ?').pluck(),
+      takeLease: p('UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ?'),
+      insertRun: p(`INSERT INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at)
+                    VALUES (?, ?, ?, ?, ?, ?)`),
+      getRun: p('SELECT * FROM stage_runs WHERE task_id = ? AND stage = ? AND attempt = ?'),
+      setRunPgid: p('UPDATE stage_runs SET pgid = ? WHERE task_id = ? AND stage = ? AND attempt = ?'),
+      insertSession: p(`INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status)
+                        VALUES (?, ?, ?, ?, ?, 'active')`),
+      getSession: p('SELECT * FROM sessions WHERE id = ?'),
+      touchSession: p("UPDATE sessions SET last_heartbeat_at = ? WHERE id = ? AND status = 'active'"),
+      renewLeases: p('UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?'),
+      endSession: p("UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status IN ('active', 'stale')"),
+      sessions: p('SELECT * FROM sessions ORDER BY started_at DESC'),
+      sessionsByStatus: p('SELECT * FROM sessions WHERE status = ? ORDER BY started_at DESC'),
+    };
+  }
+
+  private taskFromRow(row: TaskRow | undefined): TaskRecord | null {
+    if (!row) return null;
+    return toTask(row, this.stmt.getDependencies.all(row.id) as number[]);
+  }
+
+  private write<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      throw this.describeWriteFailure(e);
+    }
+  }
+
+  private describeWriteFailure(e: unknown): Error {
+    const error = toError(e);
+    const code = (error as { code?: string }).code ?? '';
+    if (code === 'SQLITE_FULL') {
+      return new StoreError(`the disk holding ${this.location} is full; nothing was written. Free some space and retry.`, {
+        cause: error,
+      });
+    }
+    if (code === 'SQLITE_BUSY') {
+      return new StoreError(
+        `${this.location} stayed locked by another process for ${BUSY_TIMEOUT_MS / 1000}s; nothing was written. Retry.`,
+        { cause: error },
+      );
+    }
+    if (code.startsWith('SQLITE_')) return new StoreError(`${this.location}: ${error.message}`, { cause: error });
+    return error;
+  }
+
+  async createTask(task: NewTask): Promise<TaskRecord> {
+    return this.write(() => {
+      for (const dep of task.dependsOn) {
+        if (!this.stmt.taskExists.get(dep)) {
+          throw new StoreError(`task ${dep} does not exist, so nothing can depend on it`);
+        }
+      }
+      const info = this.stmt.insertTask.run(
+        task.request,
+        task.priority,
+        PRIORITY_RANK[task.priority],
+        JSON.stringify(task.tags),
+        task.snapshot.value,
+        'pending',
+        JSON.stringify(task.snapshot),
+        task.at,
+        task.at,
+      );
+      const id = Number(info.lastInsertRowid);
+      for (const dep of task.dependsOn) this.stmt.insertDependency.run(id, dep);
+      this.stmt.insertTransition.run(id, 1, null, task.snapshot.value, 'SUBMIT', null, null, JSON.stringify(task.submitEvent), task.actor, task.at);
+      for (const name of task.checkpoints) {
+        this.stmt.insertCheckpoint.run(id, name, 1, task.snapshot.value, JSON.stringify(task.snapshot), task.at);
+      }
+      return this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!;
+    });
+  }
+
+  async getTask(id: number): Promise<TaskRecord | null> {
+    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRow | undefined);
+  }
+
+  async listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.status) {
+      where.push('status = ?');
+      params.push(filter.status);
+    }
+    if (filter.state) {
+      where.push('state = ?');
+      params.push(filter.state);
+    }
+    if (filter.tag) {
+      where.push('EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)');
+      params.push(filter.tag);
+    }
+    if (filter.ids) {
+      where.push(`id IN (${filter.ids.map(() => '?').join(', ') || 'NULL'})`);
+      params.push(...filter.ids);
+    }
+    const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id${
+      filter.limit ? ' LIMIT ?' : ''
+    }`;
+    if (filter.limit) params.push(filter.limit);
+    const rows = this.db.prepare(sql).all(...params) as TaskRow[];
+    return rows.map((row) => this.taskFromRow(row)!);
+  }
+
+  async getHistory(taskId: number): Promise<TransitionRecord[]> {
+    const rows = this.stmt.history.all(taskId) as {
+      seq: number;
+      from_state: TaskState | null;
+      to_state: TaskState;
+      event: string;
+      actor: string;
+      at: number;
+    }[];
+    return rows.map((r) => ({ seq: r.seq, from: r.from_state, to: r.to_state, event: JSON.parse(r.event), actor: r.actor, at: r.at }));
+  }
+
+  async getCheckpoints(taskId: number): Promise<CheckpointRecord[]> {
+    const rows = this.stmt.checkpoints.all(taskId) as { name: CheckpointRecord['name']; seq: number; state: TaskState; snapshot: string; at: number }[];
+    return rows.map((r) => ({ ...r, snapshot: JSON.parse(r.snapshot) }));
+  }
+
+  async getStageRuns(taskId: number): Promise<StageRunRecord[]> {
+    return (this.stmt.stageRuns.all(taskId) as RunRow[]).map(toRun);
+  }
+
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = this.stmt.countByStatus.all() as { status: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async commitTransitions(writes: TransitionWrite[]): Promise<CommitResult[]> {
+    return this.write(() => writes.map((w) => this.commitOne(w)));
+  }
+
+  /** One transition inside the caller's transaction; checks first, so a refused write changes nothing. */
+  private commitOne(w: TransitionWrite): CommitResult {
+    const guard = this.stmt.getCommitGuard.get(w.taskId) as
+      | { version: number; lease_owner: string | null; lease_token: number }
+      | undefined;
+    if (!guard) return { ok: false, reason: 'missing', message: `task ${w.taskId} does not exist` };
+    if (guard.version !== w.expectedVersion) {
+      return {
+        ok: false,
+        reason: 'conflict',
+        message: `task ${w.taskId} changed (version ${guard.version}, expected ${w.expectedVersion})`,
+      };
+    }
+    const c = w.completion;
+    if (c) {
+      if (guard.lease_owner === null || guard.lease_token !== c.leaseToken) {
+        return {
+          ok: false,
+          reason: 'fenced',
+          message: `task ${w.taskId}: the lease for ${c.stage} attempt ${c.attempt} was lost (token ${c.leaseToken}, now ${guard.lease_token})`,
+        };
+      }
+      const done = this.stmt.completeRun.run(c.outcome, w.at, c.exitCode, c.signal, w.taskId, c.stage, c.attempt);
+      if (done.changes !== 1) {
+        return { ok: false, reason: 'duplicate', message: `task ${w.taskId}: ${c.stage} attempt ${c.attempt} was already recorded` };
+      }
+    } else {
+      // Any other transition ends whatever run was open: it was interrupted (RESUME) or overtaken (cancel, rewind).
+      this.stmt.closeOpenRuns.run(w.event.type === 'RESUME' ? 'interrupted' : 'superseded', w.at, w.taskId);
+    }
+    const seq = this.stmt.nextSeq.get(w.taskId) as number;
+    const stage = c?.stage ?? null;
+    const attempt = c?.attempt ?? null;
+    try {
+      this.stmt.insertTransition.run(w.taskId, seq, w.from, w.to, w.event.type, stage, attempt, JSON.stringify(w.event), w.actor, w.at);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new StoreError(`task ${w.taskId}: ${stage} attempt ${attempt} already has a recorded result`, { cause: e });
+      }
+      throw e;
+    }
+    const snapshot = JSON.stringify(w.snapshot);
+    this.stmt.updateTaskAfterTransition.run(
+      w.to,
+      w.status,
+      snapshot,
+      w.nextRun?.stage ?? null,
+      w.nextRun?.attempt ?? null,
+      w.nextRun?.notBefore ?? null,
+      w.at,
+      w.taskId,
+      w.expectedVersion,
+    );
+    for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);
+    return { ok: true, task: this.taskFromRow(this.stmt.getTask.get(w.taskId) as TaskRow)!, seq };
+  }
+
+  async findDispatchable(limit: number): Promise<TaskRecord[]> {
+    return (this.stmt.dispatchable.all(limit) as TaskRow[]).map((r) => this.taskFromRow(r)!);
+  }
+
+  async findRunnable(now: number, limit: number): Promise<TaskRecord[]> {
+    return (this.stmt.runnable.all(now, limit) as TaskRow[]).map((r) => this.taskFromRow(r)!);
+  }
+
+  async findResumable(now: number): Promise<TaskRecord[]> {
+    return (this.stmt.resumable.all(now) as TaskRow[]).map((r) => this.taskFromRow(r)!);
+  }
+
+  async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
+    return this.write(() => {
+      const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
+      if (!row || row.run_stage === null || row.run_attempt === null) return null;
+      if (this.stmt.runExists.get(taskId, row.run_stage, row.run_attempt)) return null;
+      this.stmt.takeLease.run(sessionId, now + leaseMs, taskId);
+      this.stmt.insertRun.run(taskId, row.run_stage, row.run_attempt, runIdOf(taskId, row.run_stage, row.run_attempt), sessionId, now);
+      const task = this.taskFromRow(this.stmt.getTask.get(taskId) as TaskRow)!;
+      const run = toRun(this.stmt.getRun.get(taskId, row.run_stage, row.run_attempt) as RunRow);
+      return { task, run, lease: task.lease! };
+    });
+  }
+
+  async recordRunProcess(taskId: number, stage: StageName, attempt: number, pgid: number): Promise<void> {
+    this.write(() => this.stmt.setRunPgid.run(pgid, taskId, stage, attempt));
+  }
+
+  async createSession(s: { id: string; pid: number; host: string; at: number }): Promise<SessionRecord> {
+    return this.write(() => {
+      this.stmt.insertSession.run(s.id, s.pid, s.host, s.at, s.at);
+      return toSession(this.stmt.getSession.get(s.id) as SessionRow);
+    });
+  }
+
+  async heartbeatSession(id: string, now: number, leaseMs: number): Promise<void> {
+    this.write(() => {
+      this.stmt.touchSession.run(now, id);
+      this.stmt.renewLeases.run(now + leaseMs, id);
+    });
+  }
+
+  async endSession(id: string, status: 'stopped' | 'crashed' | 'stale', at: number): Promise<void> {
+    this.write(() => this.stmt.endSession.run(status, at, id));
+  }
+
+  async listSessions(filter: { status?: SessionRecord['status'] } = {}): Promise<SessionRecord[]> {
+    const rows = (filter.status ? this.stmt.sessionsByStatus.all(filter.status) : this.stmt.sessions.all()) as SessionRow[];
+    return rows.map(toSession);
+  }
+
+  /** A cheap counter SQLite bumps whenever another connection commits: lets the daemon notice CLI writes. */
+  async changeMarker(): Promise<number> {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The store interface: everything the engine, daemon and CLI persist, named for intent. Each backend
+ * (`sqlite.ts`, later `postgres.ts`) implements all of it; the engine never sees SQL. Methods are async
+ * so a networked backend drops in, even though better-sqlite3 answers synchronously.
+ */
+import type { CheckpointName, StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
+
+export type Priority = 'high' | 'medium' | 'low';
+export const PRIORITIES: readonly Priority[] = ['high', 'medium', 'low'];
+
+/** The machine snapshot as stored: enough for `taskMachine.resolveState`. */
+export interface PersistedSnapshot {
+  value: TaskState;
+  context: import('../../machines/task.machine.js').TaskContext;
+}
+
+export interface Lease {
+  owner: string;
+  expiresAt: number;
+  token: number;
+}
+
+export interface TaskRecord {
+  id: number;
+  request: string;
+  priority: Priority;
+  tags: string[];
+  dependsOn: number[];
+  state: TaskState;
+  status: TaskStatus;
+  snapshot: PersistedSnapshot;
+  version: number;
+  /** The stage run the state asks for next, set by the machine's runStage effect. */
+  runStage: StageName | null;
+  runAttempt: number | null;
+  runAfter: number | null;
+  /** Set while a session runs the stage; `null` otherwise. A lease whose owner is gone marks the task resumable. */
+  lease: Lease | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface TransitionRecord {
+  seq: number;
+  from: TaskState | null;
+  to: TaskState;
+  event: { type: string; [key: string]: unknown };
+  actor: string;
+  at: number;
+}
+
+export interface CheckpointRecord {
+  name: CheckpointName;
+  seq: number;
+  state: TaskState;
+  snapshot: PersistedSnapshot;
+  at: number;
+}
+
+export type RunOutcome = 'succeeded' | 'failed' | 'superseded' | 'interrupted';
+
+export interface StageRunRecord {
+  taskId: number;
+  stage: StageName;
+  attempt: number;
+  runId: string;
+  sessionId: string;
+  startedAt: number;
+  finishedAt: number | null;
+  outcome: RunOutcome | null;
+  exitCode: number | null;
+  signal: string | null;
+  pgid: number | null;
+}
+
+export interface SessionRecord {
+  id: string;
+  pid: number;
+  host: string;
+  startedAt: number;
+  lastHeartbeatAt: number;
+  status: 'active' | 'stopped' | 'crashed' | 'stale';
+  endedAt: number | null;
+}
+
+export interface NewTask {
+  request: string;
+  priority: Priority;
+  tags: string[];
+  dependsOn: number[];
+  actor: string;
+  at: number;
+  /** The machine's initial snapshot and the checkpoints its initial transition names. */
+  snapshot: PersistedSnapshot;
+  checkpoints: CheckpointName[];
+  /** Stored as the first transition's event, so replay can rebuild the initial snapshot. */
+  submitEvent: { type: 'SUBMIT'; [key: string]: unknown };
+}
+
+/** One machine transition to commit atomically: transition row + task row + checkpoint rows. */
+export interface TransitionWrite {
+  taskId: number;
+  /** Optimistic concurrency: the write applies only if the task is still at this version. */
+  expectedVersion: number;
+  from: TaskState;
+  to: TaskState;
+  status: TaskStatus;
+  event: { type: string; [key: string]: unknown };
+  actor: string;
+  at: number;
+  snapshot: PersistedSnapshot;
+  checkpoints: CheckpointName[];
+  /** The run the machine asked for (runStage effect), or null when no stage should run now. */
+  nextRun: { stage: StageName; attempt: number; notBefore: number | null } | null;
+  /** A stage result: recorded only if the run is still the lease holder's and not yet completed. */
+  completion?: {
+    stage: StageName;
+    attempt: number;
+    outcome: 'succeeded' | 'failed';
+    exitCode: number | null;
+    signal: string | null;
+    leaseToken: number;
+  };
+}
+
+export type CommitResult =
+  | { ok: true; task: TaskRecord; seq: number }
+  | { ok: false; reason: 'conflict' | 'fenced' | 'duplicate' | 'missing'; message: string };
+
+export interface TaskFilter {
+  status?: TaskStatus;
+  state?: TaskState;
+  tag?: string;
+  limit?: number;
+  ids?: number[];
+}
+
+export interface ClaimedRun {
+  task: TaskRecord;
+  run: StageRunRecord;
+  lease: Lease;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Human-readable location, for messages (a file path or a redacted URL). */
+  readonly location: string;
+
+  createTask(task: NewTask): Promise<TaskRecord>;
+  getTask(id: number): Promise<TaskRecord | null>;
+  listTasks(filter?: TaskFilter): Promise<TaskRecord[]>;
+  getHistory(taskId: number): Promise<TransitionRecord[]>;
+  getCheckpoints(taskId: number): Promise<CheckpointRecord[]>;
+  getStageRuns(taskId: number): Promise<StageRunRecord[]>;
+  countByStatus(): Promise<Record<string, number>>;
+
+  /** Commits the writes in one transaction; each is checked on its own (version, fencing) and reported. */
+  commitTransitions(writes: TransitionWrite[]): Promise<CommitResult[]>;
+
+  /** Pending tasks whose dependencies completed, highest priority then oldest first. */
+  findDispatchable(limit: number): Promise<TaskRecord[]>;
+  /** Tasks in a stage state whose next run is due, unleased and not yet started. */
+  findRunnable(now: number, limit: number): Promise<TaskRecord[]>;
+  /** Tasks whose stage run was started by a session that is gone or whose lease expired. */
+  findResumable(now: number): Promise<TaskRecord[]>;
+  /**
+   * Takes the lease on a runnable task's next run and records the run as started, atomically.
+   * Returns null if another session got there first or the task is no longer runnable.
+   */
+  claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null>;
+  /** Records the process group of a started command stage, so a successor can end it. */
+  recordRunProcess(taskId: number, stage: StageName, attempt: number, pgid: number): Promise<void>;
+
+  createSession(session: { id: string; pid: number; host: string; at: number }): Promise<SessionRecord>;
+  /** Renews the session and the leases it holds. */
+  heartbeatSession(id: string, now: number, leaseMs: number): Promise<void>;
+  endSession(id: string, status: 'stopped' | 'crashed' | 'stale', at: number): Promise<void>;
+  listSessions(filter?: { status?: SessionRecord['status'] }): Promise<SessionRecord[]>;
+
+  /** A number that changes whenever another connection commits: lets a daemon notice CLI writes cheaply. */
+  changeMarker(): Promise<number>;
+
+  close(): Promise<void>;
+}
