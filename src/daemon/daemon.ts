@@ -110,7 +110,7 @@ export class Daemon extends EventEmitter {
     this.pollTimer = setInterval(() => void this.poll(), this.pollMs);
     this.heartbeatTask = cron.schedule(this.config.heartbeat.cron, () => void this.heartbeat(), { noOverlap: true });
     this.logger.info(
-      { session: this.session.id, pid: process.pid, dataDir: this.config.dataDir, store: this.store.location, concurrency: this.config.concurrency },
+      { session: this.session.id, dataDir: this.config.dataDir, store: this.store.location, concurrency: this.config.concurrency },
       `cairn daemon started (session ${this.session.id})`,
     );
     this.requestTick();
@@ -314,7 +314,8 @@ export class Daemon extends EventEmitter {
     try {
       const { task: after } = await this.engine.recordStageResult(task.id, event, this.actor, lease.token);
       if (event.type === 'STAGE_SUCCEEDED') {
-        log.info({ state: after.state }, `task ${task.id}: ${run.stage} attempt ${run.attempt} succeeded; now ${after.state}`);
+        const verdict = run.stage === 'review' ? ` with verdict ${(event.output as { verdict: string }).verdict}` : '';
+        log.info({ state: after.state }, `task ${task.id}: ${run.stage} attempt ${run.attempt} finished${verdict}; now ${after.state}`);
       } else {
         log.warn({ state: after.state, reason: event.reason, exitCode: event.exitCode }, `task ${task.id}: ${run.stage} attempt ${run.attempt} failed (${event.message}); now ${after.state}`);
       }

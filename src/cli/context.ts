@@ -1,0 +1,67 @@
+/** What every verb needs: the global flags, the config, an open store, and parsed arguments. */
+import { userInfo } from 'node:os';
+import { loadConfig, type Config, type ConfigOverrides } from '../config.js';
+import { UsageError } from '../errors.js';
+import type { Store } from '../store/store.js';
+
+export interface GlobalOptions {
+  config?: string;
+  dataDir?: string;
+  database?: string;
+}
+
+export interface Output {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export const stdio: Output = {
+  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+};
+
+export function loadCliConfig(global: GlobalOptions, overrides: ConfigOverrides = {}): Promise<Config> {
+  return loadConfig({
+    file: global.config,
+    overrides: { dataDir: global.dataDir, databaseUrl: global.database, ...overrides },
+  });
+}
+
+/** Loads config and opens the store; the caller closes it. */
+export async function openCliStore(global: GlobalOptions): Promise<{ config: Config; store: Store }> {
+  const config = await loadCliConfig(global);
+  const { openStore } = await import('../store/openStore.js');
+  return { config, store: await openStore(config) };
+}
+
+/** Runs `fn` with an open store and always closes it. */
+export async function withStore<T>(global: GlobalOptions, fn: (ctx: { config: Config; store: Store }) => Promise<T>): Promise<T> {
+  const ctx = await openCliStore(global);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.store.close();
+  }
+}
+
+export function parseTaskId(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new UsageError(`"${value}" is not a task id; ids are positive whole numbers, as \`cairn list\` shows them`);
+  }
+  return Number(value);
+}
+
+export function parsePositiveInt(value: string, flag: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1) throw new UsageError(`${flag} needs a positive whole number, got "${value}"`);
+  return Number(value);
+}
+
+/** Who a CLI write is recorded as: --by, else the OS user. */
+export function actorName(by?: string): string {
+  if (by && by.trim()) return by.trim();
+  try {
+    return userInfo().username;
+  } catch {
+    return 'cli';
+  }
+}

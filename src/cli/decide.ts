@@ -1,0 +1,62 @@
+/**
+ * The verbs that move one task by one event: approve, reject, cancel, retry, resume, rewind.
+ * Each parses its id, applies the event through the engine, and says where the task is now.
+ */
+import type { Engine, StepResult } from '../engine/engine.js';
+import type { TaskRecord } from '../store/store.js';
+import { actorName, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
+import { taskSummaryJson } from './format.js';
+
+function whatNext(task: TaskRecord): string {
+  switch (task.status) {
+    case 'awaiting_approval':
+      return `approve with \`cairn approve ${task.id}\` or reject with \`cairn reject ${task.id} --reason TEXT\``;
+    case 'in_progress':
+      return task.runStage ? `a running daemon runs ${task.runStage} next (\`cairn start\` if none runs)` : 'a daemon is on it';
+    case 'pending':
+      return 'it waits for its dependencies and a free slot';
+    case 'failed':
+      return `\`cairn retry ${task.id}\` puts it back into the stage that failed`;
+    default:
+      return 'nothing more to do';
+  }
+}
+
+export async function applyVerb(
+  idArg: string,
+  verb: string,
+  opts: { json?: boolean },
+  global: GlobalOptions,
+  io: Output,
+  act: (engine: Engine, id: number, ctx: { store: import('../store/store.js').Store; config: import('../config.js').Config }) => Promise<StepResult>,
+): Promise<void> {
+  const id = parseTaskId(idArg);
+  await withStore(global, async ({ config, store }) => {
+    const { Engine } = await import('../engine/engine.js');
+    const { task } = await act(new Engine(store, config), id, { store, config });
+    if (opts.json) io.out(JSON.stringify(taskSummaryJson(task)));
+    else io.out(`task ${task.id} ${verb}; now ${task.state}: ${whatNext(task)}`);
+  });
+}
+
+export const approve = (id: string, o: { by?: string; comment?: string; json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
+  applyVerb(id, `approved by ${actorName(o.by)}`, o, g, io, (e, taskId) => e.approve(taskId, actorName(o.by), o.comment));
+
+export const reject = (id: string, o: { by?: string; reason: string; json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
+  applyVerb(id, `rejected by ${actorName(o.by)}`, o, g, io, (e, taskId) => e.reject(taskId, o.reason, actorName(o.by)));
+
+export const cancel = (id: string, o: { by?: string; reason?: string; json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
+  applyVerb(id, 'cancelled', o, g, io, (e, taskId) => e.cancel(taskId, actorName(o.by), o.reason));
+
+export const retry = (id: string, o: { by?: string; json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
+  applyVerb(id, 'put back for another try', o, g, io, (e, taskId) => e.retry(taskId, actorName(o.by)));
+
+export const rewind = (id: string, o: { to: string; by?: string; json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
+  applyVerb(id, `rewound to ${o.to}`, o, g, io, (e, taskId) => e.rewind(taskId, o.to, actorName(o.by)));
+
+export const resume = (id: string, o: { json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
+  applyVerb(id, 'resumed', o, g, io, async (e, taskId, { store, config }) => {
+    const { isLeaseLive, markGoneSessions } = await import('../daemon/sessions.js');
+    await markGoneSessions(store, Date.now(), config.heartbeat.staleAfter);
+    return e.resume(taskId, `user:${actorName()}`, (task) => isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter));
+  });

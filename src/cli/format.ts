@@ -1,0 +1,114 @@
+/** The JSON shapes of DESIGN §6 and their human renderings. Pure. */
+import { STAGES, STAGE_OUTPUT_KEY } from '../../machines/task.machine.js';
+import type { CheckpointRecord, StageRunRecord, TaskRecord, TransitionRecord } from '../store/store.js';
+
+export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+export function taskSummaryJson(task: TaskRecord) {
+  return {
+    id: task.id,
+    request: task.request,
+    state: task.state,
+    status: task.status,
+    priority: task.priority,
+    tags: task.tags,
+    created_at: iso(task.createdAt),
+    updated_at: iso(task.updatedAt),
+  };
+}
+
+export function taskDetailJson(task: TaskRecord, checkpoints: CheckpointRecord[], runs: StageRunRecord[]) {
+  const context = task.snapshot.context;
+  const outputs = Object.fromEntries(STAGES.map((s) => [STAGE_OUTPUT_KEY[s], context.outputs[STAGE_OUTPUT_KEY[s]] ?? null]));
+  return {
+    ...taskSummaryJson(task),
+    depends_on: task.dependsOn,
+    outputs,
+    approvals: context.approvals.map((a) => ({ gate: a.gate, decision: a.decision, by: a.by, at: iso(a.at), comment: a.comment })),
+    checkpoints: checkpoints.map((c) => ({ name: c.name, at: iso(c.at) })),
+    notes: [] as unknown[],
+    error_details: context.error ? { ...context.error, at: iso(context.error.at) } : null,
+    attempts: context.attempts,
+    feedback: context.feedback.map((f) => ({ ...f, at: iso(f.at) })),
+    lease: task.lease ? { owner: task.lease.owner, expires_at: iso(task.lease.expiresAt), token: task.lease.token } : null,
+    next_run: task.runStage ? { stage: task.runStage, attempt: task.runAttempt, not_before: iso(task.runAfter) } : null,
+    runs: runs.map((r) => ({
+      stage: r.stage,
+      attempt: r.attempt,
+      run_id: r.runId,
+      session: r.sessionId,
+      started_at: iso(r.startedAt),
+      finished_at: iso(r.finishedAt),
+      outcome: r.outcome,
+      exit_code: r.exitCode,
+      signal: r.signal,
+    })),
+  };
+}
+
+export function historyJson(history: TransitionRecord[]) {
+  return history.map((h) => ({ seq: h.seq, from: h.from, to: h.to, event: h.event, actor: h.actor, at: iso(h.at) }));
+}
+
+function truncate(text: string, width: number): string {
+  const oneLine = text.replace(/\s+/g, ' ');
+  return oneLine.length > width ? `${oneLine.slice(0, width - 1)}…` : oneLine;
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+export function renderTaskList(tasks: TaskRecord[]): string {
+  if (tasks.length === 0) return 'no tasks match';
+  const rows = [['ID', 'STATE', 'STATUS', 'PRIORITY', 'UPDATED', 'REQUEST']];
+  for (const t of tasks) {
+    rows.push([String(t.id), t.state, t.status, t.priority, iso(t.updatedAt)!.slice(0, 19).replace('T', ' '), truncate(t.request, 60)]);
+  }
+  return table(rows);
+}
+
+function renderValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value, null, 2);
+  return text.split('\n').map((l) => `    ${l}`).join('\n');
+}
+
+export function renderTaskDetail(detail: ReturnType<typeof taskDetailJson>): string {
+  const lines = [
+    `task ${detail.id}: ${detail.request}`,
+    `  state      ${detail.state} (${detail.status})`,
+    `  priority   ${detail.priority}${detail.tags.length ? `   tags: ${detail.tags.join(', ')}` : ''}`,
+    `  created    ${detail.created_at}   updated ${detail.updated_at}`,
+  ];
+  if (detail.depends_on.length) lines.push(`  depends on ${detail.depends_on.join(', ')}`);
+  lines.push(`  attempts   ${Object.entries(detail.attempts).map(([s, n]) => `${s} ${n}`).join(', ')}`);
+  if (detail.lease) lines.push(`  lease      held by session ${detail.lease.owner} until ${detail.lease.expires_at}`);
+  if (detail.next_run && !detail.lease) {
+    lines.push(`  next       ${detail.next_run.stage} attempt ${detail.next_run.attempt}${detail.next_run.not_before ? ` not before ${detail.next_run.not_before}` : ''}`);
+  }
+  if (detail.error_details) lines.push(`  error      ${detail.error_details.message}`);
+  for (const [key, value] of Object.entries(detail.outputs)) {
+    if (value !== null) lines.push(`  ${key}:`, renderValue(value));
+  }
+  if (detail.approvals.length) {
+    lines.push('  approvals:');
+    for (const a of detail.approvals) lines.push(`    ${a.at}  ${a.gate} ${a.decision} by ${a.by}${a.comment ? `: ${a.comment}` : ''}`);
+  }
+  if (detail.feedback.length) {
+    lines.push('  feedback:');
+    for (const f of detail.feedback) lines.push(`    ${f.at}  ${f.source} (${f.stage}): ${truncate(f.text, 100)}`);
+  }
+  if (detail.checkpoints.length) lines.push(`  checkpoints: ${detail.checkpoints.map((c) => c.name).join(', ')}`);
+  return lines.join('\n');
+}
+
+export function renderHistory(history: TransitionRecord[]): string {
+  const rows = [['SEQ', 'AT', 'FROM', 'TO', 'EVENT', 'ACTOR']];
+  for (const h of history) {
+    const e = h.event as { type: string; stage?: string; attempt?: number };
+    const detail = e.stage ? `${e.type} ${e.stage}#${e.attempt}` : e.type;
+    rows.push([String(h.seq), iso(h.at)!.slice(0, 23).replace('T', ' '), h.from ?? '-', h.to, detail, h.actor]);
+  }
+  return table(rows);
+}

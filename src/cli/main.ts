@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+/**
+ * The `cairn` command. Parses arguments with commander and hands each verb to its own module, loaded
+ * only when that verb runs so read verbs stay fast. The only place errors become exit codes:
+ * 0 success, 1 operational error, 2 usage or config error (DESIGN §6).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import type { GlobalOptions } from './context.js';
+
+const program = new Command('cairn')
+  .description('A durable orchestrator for staged work: plan → approve → implement → review → verify.')
+  .option('--config <file>', 'config file (default: cairn.config.json or .yaml in this directory)')
+  .option('--data-dir <dir>', 'data directory (default: ./state)')
+  .option('--database <url>', 'database URL (PostgreSQL); default is SQLite in the data directory')
+  .option('--list-resumable', 'same as `cairn list-resumable`')
+  .showHelpAfterError('(run `cairn --help` for usage)')
+  .exitOverride();
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+let exitCode = 0;
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+program
+  .command('start')
+  .description('run the daemon in the foreground (pm2 and systemd run exactly this)')
+  .option('--resume [ids]', 'resume interrupted tasks: all, or only the comma-separated ids (--resume=12,15)')
+  .option('--no-resume', 'do not resume interrupted tasks; only list them')
+  .option('--concurrency <n>', 'stages run at once')
+  .action(async (opts) => {
+    exitCode = await (await import('./start.js')).run(opts, globals());
+  });
+
+program
+  .command('run')
+  .description('drive one task in the foreground to completion or its next approval gate')
+  .argument('[request]', 'what the task should do')
+  .option('--resume <id>', 'continue an existing task instead of submitting a new one')
+  .addOption(new Option('--priority <p>', 'priority of a new task').choices(['high', 'medium', 'low']))
+  .option('--tag <tag>', 'tag for a new task (repeatable)', collect)
+  .option('--json', 'print the task as JSON when done')
+  .action(async (request, opts) => {
+    exitCode = await (await import('./run.js')).run(request, opts, globals());
+  });
+
+program
+  .command('submit')
+  .description('queue a new task; prints its id')
+  .argument('<request>', 'what the task should do')
+  .addOption(new Option('--priority <p>', 'high, medium or low').choices(['high', 'medium', 'low']).default('medium'))
+  .option('--depends-on <id>', 'a task that must complete first (repeatable)', collect)
+  .option('--tag <tag>', 'a tag (repeatable)', collect)
+  .option('--by <name>', 'who submits it')
+  .option('--json', 'print {"id": N}')
+  .action(async (request, opts) => (await import('./submit.js')).run(request, opts, globals()));
+
+program
+  .command('list')
+  .description('list tasks')
+  .option('--status <status>', 'pending, in_progress, awaiting_approval, completed, failed or cancelled')
+  .option('--state <state>', 'a workflow state, e.g. plan_awaiting_approval')
+  .option('--tag <tag>', 'only tasks with this tag')
+  .option('--resumable', 'only interrupted tasks')
+  .option('--limit <n>', 'at most this many')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./list.js')).run(opts, globals()));
+
+program
+  .command('list-resumable')
+  .description('tasks whose stage was interrupted and can be resumed')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./listResumable.js')).run(opts, globals()));
+
+for (const [name, description] of [
+  ['show', 'a task with its outputs, approvals, checkpoints and runs'],
+  ['history', 'every transition of a task, oldest first'],
+] as const) {
+  program
+    .command(name)
+    .description(description)
+    .argument('<id>', 'task id')
+    .option('--json', 'machine-readable output')
+    .action(async (id, opts) => (await import(`./${name}.js`)).run(id, opts, globals()));
+}
+
+program
+  .command('approve')
+  .description('approve a task waiting at a gate')
+  .argument('<id>', 'task id')
+  .option('--by <name>', 'who approves (default: your user name)')
+  .option('--comment <text>', 'a comment kept with the approval')
+  .option('--json', 'print the task as JSON')
+  .action(async (id, opts) => (await import('./decide.js')).approve(id, opts, globals()));
+
+program
+  .command('reject')
+  .description('reject a task waiting at a gate; the reason goes to the next attempt as feedback')
+  .argument('<id>', 'task id')
+  .requiredOption('--reason <text>', 'why, handed to the next attempt')
+  .option('--by <name>', 'who rejects (default: your user name)')
+  .option('--json', 'print the task as JSON')
+  .action(async (id, opts) => (await import('./decide.js')).reject(id, opts, globals()));
+
+program
+  .command('cancel')
+  .description('cancel a task that has not finished, stopping its running stage')
+  .argument('<id>', 'task id')
+  .option('--reason <text>', 'why')
+  .option('--by <name>', 'who cancels')
+  .option('--json', 'print the task as JSON')
+  .action(async (id, opts) => (await import('./decide.js')).cancel(id, opts, globals()));
+
+program
+  .command('retry')
+  .description('put a failed task back into the stage that failed')
+  .argument('<id>', 'task id')
+  .option('--by <name>', 'who retries')
+  .option('--json', 'print the task as JSON')
+  .action(async (id, opts) => (await import('./decide.js')).retry(id, opts, globals()));
+
+program
+  .command('resume')
+  .description('queue an interrupted task\'s stage to run again (attempt + 1)')
+  .argument('<id>', 'task id')
+  .option('--json', 'print the task as JSON')
+  .action(async (id, opts) => (await import('./decide.js')).resume(id, opts, globals()));
+
+program
+  .command('rewind')
+  .description('put a task back to a checkpoint (its history is kept)')
+  .argument('<id>', 'task id')
+  .requiredOption('--to <checkpoint>', 'workflow_start, after_planning, start_implementation, after_implementation, after_review or after_verification')
+  .option('--by <name>', 'who rewinds')
+  .option('--json', 'print the task as JSON')
+  .action(async (id, opts) => (await import('./decide.js')).rewind(id, opts, globals()));
+
+program
+  .command('status')
+  .description('daemon health, task counts and what needs attention')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./status.js')).run(opts, globals()));
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    // `cairn --list-resumable [--json]` is the same as the verb.
+    const rest = argv.slice(2);
+    if (rest.includes('--list-resumable')) {
+      const i = rest.indexOf('--list-resumable');
+      rest.splice(i, 1, 'list-resumable');
+      argv = [...argv.slice(0, 2), ...rest];
+    }
+    await program.parseAsync(argv);
+    return exitCode;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander has already printed its message; help and version are not errors.
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
+    }
+    const { CairnError, toError } = await import('../errors.js');
+    const error = toError(e);
+    process.stderr.write(`cairn: ${error.message}\n`);
+    if (process.env.CAIRN_DEBUG && error.stack) process.stderr.write(`${error.stack}\n`);
+    return error instanceof CairnError ? error.exitCode : 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

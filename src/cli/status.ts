@@ -1,0 +1,66 @@
+/** `cairn status`: daemon sessions and their health, counts by status, and what needs a human. */
+import { statSync } from 'node:fs';
+import { stdio, withStore, type GlobalOptions, type Output } from './context.js';
+import { iso, table } from './format.js';
+
+export async function run(opts: { json?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
+  await withStore(global, async ({ config, store }) => {
+    const { isSessionGone, markGoneSessions } = await import('../daemon/sessions.js');
+    const now = Date.now();
+    await markGoneSessions(store, now, config.heartbeat.staleAfter);
+    const sessions = await store.listSessions();
+    const live = sessions.filter((s) => !isSessionGone(s, now, config.heartbeat.staleAfter));
+    const counts = await store.countByStatus();
+    const resumable = await store.findResumable(now);
+    const waiting = await store.listTasks({ status: 'awaiting_approval' });
+    const flags: { kind: string; task?: number; session?: string; message: string }[] = [];
+    for (const t of resumable) {
+      flags.push({ kind: 'resumable', task: t.id, message: `task ${t.id} was interrupted in ${t.runStage}; \`cairn start\` or \`cairn resume ${t.id}\` resumes it` });
+    }
+    for (const t of waiting) {
+      const waitedMs = now - t.updatedAt;
+      if (waitedMs > config.heartbeat.approvalReminderAfter) {
+        flags.push({ kind: 'approval_waiting', task: t.id, message: `task ${t.id} has waited ${Math.round(waitedMs / 3_600_000)} h at ${t.state}` });
+      }
+    }
+    if (live.length === 0) flags.push({ kind: 'no_daemon', message: 'no daemon is running; start one with `cairn start`' });
+    const latest = sessions[0] ?? null;
+    const sizeBytes = store.kind === 'sqlite' ? safeSize(store.location) : null;
+    const report = {
+      session: live[0] ? sessionJson(live[0]) : latest ? sessionJson(latest) : null,
+      sessions: live.map(sessionJson),
+      counts,
+      heartbeat: { last: iso(live[0]?.lastHeartbeatAt ?? latest?.lastHeartbeatAt), cron: config.heartbeat.cron, stale_after_ms: config.heartbeat.staleAfter },
+      snapshots: { last: null, cron: config.snapshots.cron },
+      database: { kind: store.kind, location: store.location, size_bytes: sizeBytes },
+      flags,
+    };
+    if (opts.json) return io.out(JSON.stringify(report));
+    const lines: string[] = [];
+    if (live.length) {
+      for (const s of live) lines.push(`daemon   running: session ${s.id}, pid ${s.pid} on ${s.host}, since ${iso(s.startedAt)}, last heartbeat ${iso(s.lastHeartbeatAt)}`);
+    } else {
+      lines.push(`daemon   not running${latest ? ` (last session ${latest.id} ${latest.status} at ${iso(latest.endedAt ?? latest.lastHeartbeatAt)})` : ''}`);
+    }
+    lines.push(`database ${store.location}${sizeBytes !== null ? ` (${(sizeBytes / 1024).toFixed(0)} KiB)` : ''}`);
+    const countRows = Object.entries(counts);
+    lines.push(`tasks    ${countRows.length ? countRows.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
+    if (flags.length) {
+      lines.push('flags:');
+      lines.push(table(flags.map((f) => ['  ' + f.kind, f.message])));
+    }
+    io.out(lines.join('\n'));
+  });
+}
+
+function sessionJson(s: import('../store/store.js').SessionRecord) {
+  return { id: s.id, pid: s.pid, host: s.host, status: s.status, started_at: iso(s.startedAt), last_heartbeat_at: iso(s.lastHeartbeatAt), ended_at: iso(s.endedAt) };
+}
+
+function safeSize(file: string): number | null {
+  try {
+    return statSync(file).size;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,27 @@
+/** `cairn submit "<request>"`: inserts a pending task and prints its id on stdout. */
+import type { Priority } from '../store/store.js';
+import { actorName, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
+
+export interface SubmitOptions {
+  priority?: string;
+  dependsOn?: string[];
+  tag?: string[];
+  json?: boolean;
+  by?: string;
+}
+
+export async function run(request: string, opts: SubmitOptions, global: GlobalOptions, io: Output = stdio): Promise<void> {
+  const dependsOn = (opts.dependsOn ?? []).flatMap((v) => v.split(',')).filter(Boolean).map(parseTaskId);
+  await withStore(global, async ({ config, store }) => {
+    const { Engine } = await import('../engine/engine.js');
+    const task = await new Engine(store, config).submit(
+      { request, priority: opts.priority as Priority | undefined, tags: opts.tag, dependsOn },
+      `user:${actorName(opts.by)}`,
+    );
+    if (opts.json) io.out(JSON.stringify({ id: task.id }));
+    else {
+      io.out(String(task.id));
+      io.err(`task ${task.id} submitted (${task.priority} priority); a running daemon picks it up (\`cairn start\`), or run it now with \`cairn run --resume ${task.id}\``);
+    }
+  });
+}
