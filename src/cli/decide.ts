@@ -57,6 +57,9 @@ export const rewind = (id: string, o: { to: string; by?: string; json?: boolean 
 export const resume = (id: string, o: { json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
   applyVerb(id, 'resumed', o, g, io, async (e, taskId, { store, config }) => {
     const { isLeaseLive, markGoneSessions } = await import('../daemon/sessions.js');
+    const { endLeftoverRun } = await import('../daemon/orphans.js');
     await markGoneSessions(store, Date.now(), config.heartbeat.staleAfter);
+    const task = await e.getTask(taskId);
+    if (task.lease && !(await isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter))) await endLeftoverRun(store, task);
     return e.resume(taskId, `user:${actorName()}`, (task) => isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter));
   });

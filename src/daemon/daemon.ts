@@ -17,6 +17,8 @@ import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
+import { crashPoint } from './crashPoints.js';
+import { endLeftoverRun } from './orphans.js';
 import { markGoneSessions, thisHost } from './sessions.js';
 
 export type ResumePolicy = 'all' | 'none' | number[];
@@ -134,6 +136,7 @@ export class Daemon extends EventEmitter {
       }
       try {
         const stage = task.runStage;
+        await this.endLeftoverProcess(task);
         await this.engine.apply(task.id, () => ({ type: 'RESUME', at: this.now() }), this.actor);
         resumed.push(task.id);
         this.logger.info(
@@ -151,6 +154,17 @@ export class Daemon extends EventEmitter {
       );
     }
     return { resumed, leftResumable };
+  }
+
+  /** A stage started on this host by a dead session may still be running: end it before running it again. */
+  private async endLeftoverProcess(task: TaskRecord): Promise<void> {
+    const ended = await endLeftoverRun(this.store, task);
+    if (ended) {
+      this.logger.warn(
+        { task: task.id, stage: ended.stage, attempt: ended.attempt, pgid: ended.pgid },
+        `task ${task.id}: ended process group ${ended.pgid} left running by session ${ended.sessionId}`,
+      );
+    }
   }
 
   /** Runs one heartbeat: renews the session and leases, marks gone sessions, resumes what they left. */
@@ -259,6 +273,7 @@ export class Daemon extends EventEmitter {
   }
 
   private launch(claim: ClaimedRun): void {
+    crashPoint('after-claim');
     const { task, run, lease } = claim;
     const log = this.logger.child({ task: task.id, stage: run.stage, attempt: run.attempt, run: run.runId });
     const controller = new AbortController();
@@ -306,6 +321,7 @@ export class Daemon extends EventEmitter {
       const message = e instanceof CairnError ? e.message : `cannot run stage ${run.stage}: ${toError(e).message}`;
       result = { ok: false, reason: 'spawn', message, exitCode: null, signal: null };
     }
+    crashPoint('after-stage-exit');
     if (!result.ok && result.reason === 'aborted') {
       log.info(`task ${task.id}: ${run.stage} attempt ${run.attempt} stopped; nothing recorded`);
       return;
@@ -313,6 +329,7 @@ export class Daemon extends EventEmitter {
     const event = toStageEvent(run.stage, run.attempt, result, this.now());
     try {
       const { task: after } = await this.engine.recordStageResult(task.id, event, this.actor, lease.token);
+      crashPoint('after-result');
       if (event.type === 'STAGE_SUCCEEDED') {
         const verdict = run.stage === 'review' ? ` with verdict ${(event.output as { verdict: string }).verdict}` : '';
         log.info({ state: after.state }, `task ${task.id}: ${run.stage} attempt ${run.attempt} finished${verdict}; now ${after.state}`);

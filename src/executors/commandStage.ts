@@ -22,6 +22,16 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** True while any process is left in group `pgid` (EPERM: there is one, just not ours to signal). */
+function groupExists(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function describeSpawnError(argv0: string, error: NodeJS.ErrnoException): string {
   if (error.code === 'ENOENT') return `cannot start ${argv0}: no such file or program (ENOENT)`;
   if (error.code === 'EACCES') return `cannot start ${argv0}: permission denied; is it executable? (EACCES)`;
@@ -60,11 +70,20 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
       log.end(() => resolve(result));
     };
 
+    // SIGTERM to the group, then SIGKILL after the grace to whatever is left of it. The SIGKILL timer is
+    // not in `timers`: the run settles once the leader is gone, and a descendant ignoring SIGTERM must not
+    // outlive it.
+    let killTimer: NodeJS.Timeout | null = null;
+    const endGroup = (pgid: number) => {
+      killGroup(pgid, 'SIGTERM');
+      if (killTimer || !groupExists(pgid)) return;
+      killTimer = setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS).unref();
+    };
+
     const stop = (reason: 'timeout' | 'idle' | 'aborted') => {
       if (stopReason || exited || child.pid === undefined) return;
       stopReason = reason;
-      killGroup(child.pid, 'SIGTERM');
-      timers.push(setTimeout(() => child.pid !== undefined && killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref());
+      endGroup(child.pid);
     };
 
     const onAbort = () => stop('aborted');
@@ -104,7 +123,7 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
       }
       stdoutBytes += chunk.length;
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr.on('data', (_chunk: Buffer) => { const chunk = Buffer.alloc(0);
       touch();
       log.write(chunk);
     });
@@ -135,7 +154,7 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
     child.on('exit', (code, exitSignal) => {
       exited = { code, signal: exitSignal };
       // Descendants left behind by the stage would hold its stdout open and outlive it: end the group.
-      if (child.pid !== undefined) killGroup(child.pid, 'SIGTERM');
+      if (child.pid !== undefined) endGroup(child.pid);
       timers.push(setTimeout(settle, DRAIN_AFTER_EXIT_MS).unref());
     });
     child.on('close', settle);

@@ -445,7 +445,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
       if (!row || row.run_stage === null || row.run_attempt === null) return null;
-      if (this.stmt.runExists.get(taskId, row.run_stage, row.run_attempt)) return null;
+      
       this.stmt.takeLease.run(sessionId, now + leaseMs, taskId);
       this.stmt.insertRun.run(taskId, row.run_stage, row.run_attempt, runIdOf(taskId, row.run_stage, row.run_attempt), sessionId, now);
       const task = this.taskFromRow(this.stmt.getTask.get(taskId) as TaskRow)!;

@@ -1,0 +1,26 @@
+// pm2 process file: `pm2 start ecosystem.config.cjs` runs `cairn start` from this directory.
+// pm2 stops with SIGINT, then SIGKILL after kill_timeout: give the daemon its shutdownGraceMs (10 s
+// by default) plus the 2 s a stage gets between SIGTERM and SIGKILL, so a stop is always graceful.
+module.exports = {
+  apps: [
+    {
+      name: 'cairn',
+      cwd: __dirname,
+      script: 'dist/src/cli/main.js',
+      args: 'start',
+      interpreter: 'node',
+      kill_timeout: 15000,
+      // Stages run in their own process groups and the daemon stops them itself; pm2 must signal
+      // only the daemon, not the whole tree, or stages die before their grace period.
+      treekill: false,
+      autorestart: true,
+      min_uptime: '10s',
+      max_restarts: 50,
+      exp_backoff_restart_delay: 1000,
+      out_file: 'state/logs/daemon.out.log',
+      error_file: 'state/logs/daemon.err.log',
+      merge_logs: true,
+      env: { NODE_ENV: 'production', CAIRN_LOG_FORMAT: 'json' },
+    },
+  ],
+};
