@@ -3,7 +3,7 @@
  * `cairn run`. First SIGINT/SIGTERM drains gracefully; a second forces the exit.
  */
 import type { Logger } from 'pino';
-import { STAGES } from '../../machines/task.machine.js';
+import { STAGES } from '../../machines/taskStates.js';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { Daemon, DaemonOptions } from '../daemon/daemon.js';

@@ -1,5 +1,5 @@
 /** The JSON shapes of DESIGN §6 and their human renderings. Pure. */
-import { STAGES, STAGE_OUTPUT_KEY } from '../../machines/task.machine.js';
+import { STAGES, STAGE_OUTPUT_KEY } from '../../machines/taskStates.js';
 import type { CheckpointRecord, StageRunRecord, TaskRecord, TransitionRecord } from '../store/store.js';
 
 export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());

@@ -1,5 +1,5 @@
 /** `cairn list`: tasks, filtered, oldest first. */
-import { TASK_STATES, TASK_STATUSES, type TaskState, type TaskStatus } from '../../machines/task.machine.js';
+import { TASK_STATES, TASK_STATUSES, type TaskState, type TaskStatus } from '../../machines/taskStates.js';
 import { UsageError } from '../errors.js';
 import { parsePositiveInt, stdio, withStore, type GlobalOptions, type Output } from './context.js';
 import { renderTaskList, taskSummaryJson } from './format.js';

@@ -3,7 +3,7 @@
  * completes, fails, or stops at an approval gate, then says what to do next.
  */
 import { once } from 'node:events';
-import { isTerminalState } from '../../machines/task.machine.js';
+import { isTerminalState } from '../../machines/taskStates.js';
 import { UsageError } from '../errors.js';
 import type { TaskRecord } from '../store/store.js';
 import { actorName, loadCliConfig, parseTaskId, stdio, type GlobalOptions, type Output } from './context.js';

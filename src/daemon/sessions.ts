@@ -1,13 +1,21 @@
 /** Which daemon sessions are still alive. Liveness is data (heartbeats), plus a pid check on this host. */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { SessionRecord, Store, TaskRecord } from '../store/store.js';
 
+/** Whether a process exists and is not a zombie (an exited child nobody reaped still answers kill 0). */
 export function isPidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; the state letter follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): kill 0 said it exists
   }
 }
 

@@ -123,7 +123,7 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
       }
       stdoutBytes += chunk.length;
     });
-    child.stderr.on('data', (_chunk: Buffer) => { const chunk = Buffer.alloc(0);
+    child.stderr.on('data', (chunk: Buffer) => {
       touch();
       log.write(chunk);
     });

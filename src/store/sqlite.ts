@@ -109,6 +109,20 @@ function describeOpenFailure(file: string, error: Error): StoreError {
   return new StoreError(`cannot open ${file}: ${error.message}`, { cause: error });
 }
 
+/** Retries `fn` while the database is busy, up to the busy timeout; used only while opening. */
+function whileBusy(file: string, fn: () => void): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return fn();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() > deadline) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+    }
+  }
+}
+
 function toTask(row: TaskRow, dependsOn: number[]): TaskRecord {
   return {
     id: row.id,
@@ -178,10 +192,14 @@ export function openSqliteStore(file: string, options: SqliteStoreOptions = {}):
     throw describeOpenFailure(file, toError(e));
   }
   try {
-    db.pragma('journal_mode = WAL');
+    whileBusy(file, () => {
+      // Only the first opener switches to WAL: the switch can fail with SQLITE_BUSY without calling
+      // the busy handler while another process creates the database, so it is retried here.
+      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+      applyMigrations(db, file);
+    });
     db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.pragma('foreign_keys = ON');
-    applyMigrations(db, file);
   } catch (e) {
     db.close();
     if (e instanceof StoreError) throw e;
@@ -445,7 +463,7 @@ export class SqliteStore implements Store {
     return this.write(() => {
       const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
       if (!row || row.run_stage === null || row.run_attempt === null) return null;
-      
+      if (this.stmt.runExists.get(taskId, row.run_stage, row.run_attempt)) return null;
       this.stmt.takeLease.run(sessionId, now + leaseMs, taskId);
       this.stmt.insertRun.run(taskId, row.run_stage, row.run_attempt, runIdOf(taskId, row.run_stage, row.run_attempt), sessionId, now);
       const task = this.taskFromRow(this.stmt.getTask.get(taskId) as TaskRow)!;

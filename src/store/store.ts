@@ -3,7 +3,7 @@
  * (`sqlite.ts`, later `postgres.ts`) implements all of it; the engine never sees SQL. Methods are async
  * so a networked backend drops in, even though better-sqlite3 answers synchronously.
  */
-import type { CheckpointName, StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
+import type { CheckpointName, StageName, TaskState, TaskStatus } from '../../machines/taskStates.js';
 
 export type Priority = 'high' | 'medium' | 'low';
 export const PRIORITIES: readonly Priority[] = ['high', 'medium', 'low'];

@@ -156,11 +156,5 @@ export class DaemonProcess {
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** A process that exited but was not reaped (a zombie) counts as gone. */
+export { isPidAlive as isAlive } from '../../src/daemon/sessions.js';
