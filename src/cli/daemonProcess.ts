@@ -20,10 +20,11 @@ export function assertStagesConfigured(config: Config): void {
   }
 }
 
-export async function createDaemon(options: Omit<DaemonOptions, 'logger'> & { logger?: Logger }): Promise<Daemon> {
+/** `logTo`: 1 for `cairn start` (DESIGN: logs on stdout), 2 where stdout carries a result (`cairn run`). */
+export async function createDaemon(options: Omit<DaemonOptions, 'logger'> & { logger?: Logger; logTo?: 1 | 2 }): Promise<Daemon> {
   const { Daemon } = await import('../daemon/daemon.js');
   const { createLogger } = await import('../daemon/logger.js');
-  return new Daemon({ ...options, logger: options.logger ?? createLogger() });
+  return new Daemon({ ...options, logger: options.logger ?? createLogger({ destination: options.logTo ?? 1 }) });
 }
 
 /** Installs the signal handlers; resolves once the daemon has stopped after a signal or `until` resolves. */
@@ -33,7 +34,7 @@ export function runUntilStopped(daemon: Daemon, until?: Promise<unknown>): Promi
     const stop = async (reason: string) => {
       if (isStopping) return;
       isStopping = true;
-      daemon.logger.info({ reason }, `received ${reason}; stopping`);
+      if (reason !== 'done') daemon.logger.info({ reason }, `received ${reason}; stopping`);
       try {
         await daemon.stop();
         resolve(0);

@@ -47,7 +47,7 @@ export async function run(request: string | undefined, opts: RunOptions, global:
       : (await engine.submit({ request: request!, priority: opts.priority as never, tags: opts.tag }, `user:${actorName()}`)).id;
     let task = await engine.getTask(id);
     if (!isSettled(task)) {
-      const daemon = await createDaemon({ store, config, engine, onlyTaskIds: [id], resume: [id] });
+      const daemon = await createDaemon({ store, config, engine, onlyTaskIds: [id], resume: [id], logTo: 2 });
       const settled = (async () => {
         for (;;) {
           task = await engine.getTask(id);
