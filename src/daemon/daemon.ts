@@ -137,7 +137,7 @@ export class Daemon extends EventEmitter {
       try {
         const stage = task.runStage;
         await this.endLeftoverProcess(task);
-        await this.engine.apply(task.id, () => ({ type: 'RESUME', at: this.now() }), this.actor);
+        await this.engine.resumeRun(task.id, task.lease, this.actor);
         resumed.push(task.id);
         this.logger.info(
           { task: task.id, stage, interruptedAttempt: task.runAttempt, previousSession: task.lease?.owner },

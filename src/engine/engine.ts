@@ -230,7 +230,29 @@ export class Engine {
           '`',
       );
     }
-    return this.apply(taskId, () => ({ type: 'RESUME', at: this.now() }), actor);
+    return this.resumeRun(taskId, task.lease, actor);
+  }
+
+  /**
+   * Applies RESUME only if the task's lease is still the one the caller judged dead. Between that
+   * judgement and this write another daemon may have resumed and claimed the task: resuming again
+   * would interrupt its live run, so that case is refused and nothing is written.
+   */
+  resumeRun(taskId: number, judged: TaskRecord['lease'], actor: string): Promise<StepResult> {
+    return this.apply(
+      taskId,
+      (current) => {
+        if (current.lease?.owner !== judged?.owner || current.lease?.token !== judged?.token) {
+          throw new InvalidTransitionError(
+            `task ${taskId} was resumed by someone else while this resume was checking it` +
+              (current.lease ? ` (its stage now runs in session ${current.lease.owner})` : '') +
+              '; nothing was done',
+          );
+        }
+        return { type: 'RESUME', at: this.now() };
+      },
+      actor,
+    );
   }
 
   /** Puts the task back to the newest checkpoint of that name; the history keeps everything since. */

@@ -4,7 +4,7 @@
  * write in a `BEGIN IMMEDIATE` transaction so a second writer waits instead of failing with SQLITE_BUSY.
  */
 import Database from 'better-sqlite3';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
 import { StoreError, toError } from '../errors.js';
@@ -109,6 +109,45 @@ function describeOpenFailure(file: string, error: Error): StoreError {
   return new StoreError(`cannot open ${file}: ${error.message}`, { cause: error });
 }
 
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/** Throws StoreError for an existing file that is not a SQLite database, or is one that is not cairn's. */
+function refuseForeignFile(file: string): void {
+  let header: Buffer;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      header = Buffer.alloc(SQLITE_HEADER.length);
+      const read = readSync(fd, header, 0, header.length, 0);
+      if (read === 0) return; // empty: a database we are about to create
+      header = header.subarray(0, read);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw describeOpenFailure(file, toError(e));
+  }
+  if (!header.equals(SQLITE_HEADER)) {
+    throw describeOpenFailure(file, Object.assign(new Error('file is not a database'), { code: 'SQLITE_NOTADB' }));
+  }
+  const probe = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  try {
+    const tables = probe.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
+    if (tables.length > 0 && !tables.includes('schema_migrations')) {
+      throw new StoreError(
+        `${file} is a SQLite database, but not cairn's (it has tables ${tables.slice(0, 5).join(', ')} and no schema_migrations); ` +
+          'cairn will not touch it. Point --data-dir at another directory.',
+      );
+    }
+  } catch (e) {
+    if (e instanceof StoreError) throw e;
+    throw describeOpenFailure(file, toError(e));
+  } finally {
+    probe.close();
+  }
+}
+
 /** Retries `fn` while the database is busy, up to the busy timeout; used only while opening. */
 function whileBusy(file: string, fn: () => void): void {
   const deadline = Date.now() + BUSY_TIMEOUT_MS;
@@ -184,6 +223,8 @@ export function runIdOf(taskId: number, stage: StageName, attempt: number): stri
  */
 export function openSqliteStore(file: string, options: SqliteStoreOptions = {}): SqliteStore {
   ensurePrivateDir(path.dirname(file));
+  // Checked before anything touches the file (mode, WAL, schema): a file that is not ours stays as it was.
+  refuseForeignFile(file);
   let db: Database.Database;
   try {
     ensurePrivateFile(file);
@@ -485,8 +526,8 @@ export class SqliteStore implements Store {
 
   async heartbeatSession(id: string, now: number, leaseMs: number): Promise<void> {
     this.write(() => {
-      this.stmt.touchSession.run(now, id);
-      this.stmt.renewLeases.run(now + leaseMs, id);
+      // A session already marked stale or crashed keeps no leases alive: others may be resuming its tasks.
+      if (this.stmt.touchSession.run(now, id).changes === 1) this.stmt.renewLeases.run(now + leaseMs, id);
     });
   }
 
