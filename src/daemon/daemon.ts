@@ -23,6 +23,16 @@ import { markGoneSessions, thisHost } from './sessions.js';
 
 export type ResumePolicy = 'all' | 'none' | number[];
 
+/**
+ * Something that runs alongside the daemon for the life of its session (the inbox watcher, …).
+ * Started after the session exists, stopped before it ends; a failing service is logged, not fatal.
+ */
+export interface DaemonService {
+  readonly name: string;
+  start(daemon: Daemon): Promise<void> | void;
+  stop(): Promise<void> | void;
+}
+
 export interface DaemonOptions {
   store: Store;
   config: Config;
@@ -30,6 +40,7 @@ export interface DaemonOptions {
   engine?: Engine;
   resume?: ResumePolicy;
   executors?: Partial<Record<StageName, ModuleStageFn>>;
+  services?: DaemonService[];
   /** Drive only these tasks (`cairn run`); others are left to other daemons. */
   onlyTaskIds?: number[];
   /** How often to look for writes by other processes; well under a second. */
@@ -115,6 +126,13 @@ export class Daemon extends EventEmitter {
       { session: this.session.id, dataDir: this.config.dataDir, store: this.store.location, concurrency: this.config.concurrency },
       `cairn daemon started (session ${this.session.id})`,
     );
+    for (const service of this.options.services ?? []) {
+      try {
+        await service.start(this);
+      } catch (e) {
+        this.logger.error({ service: service.name, err: toError(e) }, `${service.name} did not start: ${toError(e).message}; the daemon carries on without it`);
+      }
+    }
     this.requestTick();
     return { session: this.session, crashedSessions, resumed, leftResumable };
   }
@@ -356,6 +374,13 @@ export class Daemon extends EventEmitter {
     if (this.pollTimer) clearInterval(this.pollTimer);
     await this.heartbeatTask?.stop();
     await this.heartbeatTask?.destroy();
+    for (const service of this.options.services ?? []) {
+      try {
+        await service.stop();
+      } catch (e) {
+        this.logger.error({ service: service.name, err: toError(e) }, `${service.name} did not stop cleanly: ${toError(e).message}`);
+      }
+    }
     const pending = [...this.running.values()];
     if (pending.length) {
       this.logger.info(

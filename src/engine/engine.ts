@@ -78,12 +78,32 @@ function describeRefusal(task: TaskRecord, event: TaskEvent): string {
   }
 }
 
+/** Called after a task's insert or transition has committed, in this process. Must not throw. */
+export type CommitListener = (task: TaskRecord, event: { type: string }) => void;
+
 export class Engine {
+  private readonly commitListeners: CommitListener[] = [];
+
   constructor(
     readonly store: Store,
     readonly config: Config,
     readonly now: Clock = Date.now,
   ) {}
+
+  /** Registers a listener for committed changes (zero-parse views, metrics). */
+  onCommit(listener: CommitListener): void {
+    this.commitListeners.push(listener);
+  }
+
+  private notifyCommitted(task: TaskRecord, event: { type: string }): void {
+    for (const listener of this.commitListeners) {
+      try {
+        listener(task, event);
+      } catch {
+        // A listener's failure is its own: the transition is already durable.
+      }
+    }
+  }
 
   async getTask(id: number): Promise<TaskRecord> {
     const task = await this.store.getTask(id);
@@ -102,7 +122,7 @@ export class Engine {
     const policy = policyFromConfig(this.config);
     const { snapshot, actions } = initialSnapshot(policy);
     const at = this.now();
-    return this.store.createTask({
+    const created = await this.store.createTask({
       request,
       priority,
       tags: [...new Set(req.tags ?? [])],
@@ -113,6 +133,8 @@ export class Engine {
       checkpoints: checkpointsNamed(actions),
       submitEvent: { type: 'SUBMIT', request, priority, tags: req.tags ?? [], depends_on: dependsOn, policy },
     });
+    this.notifyCommitted(created, { type: 'SUBMIT' });
+    return created;
   }
 
   /**
@@ -142,7 +164,10 @@ export class Engine {
       }
       const write = this.buildWrite(task, event, result.next, result.actions, actor, options.leaseToken);
       const [outcome] = await this.store.commitTransitions([write]);
-      if (outcome.ok) return { task: outcome.task, actions: result.actions };
+      if (outcome.ok) {
+        this.notifyCommitted(outcome.task, event);
+        return { task: outcome.task, actions: result.actions };
+      }
       if (outcome.reason === 'conflict') continue;
       throw this.refusalError(outcome);
     }
