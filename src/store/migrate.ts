@@ -40,8 +40,8 @@ export function loadMigrations(backend: 'sqlite' | 'postgres'): Migration[] {
     }));
 }
 
-function currentVersion(db: Database.Database): number {
-  return (db.prepare('SELECT coalesce(max(version), 0) FROM schema_migrations').pluck().get() as number) ?? 0;
+function appliedVersions(db: Database.Database): Set<number> {
+  return new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
 }
 
 /** Brings the schema up to date. Writes to the database. */
@@ -50,18 +50,19 @@ export function applyMigrations(db: Database.Database, file: string): void {
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
   const migrations = loadMigrations('sqlite');
   const latest = migrations.at(-1)?.version ?? 0;
-  const found = currentVersion(db);
+  const applied = appliedVersions(db);
+  const found = Math.max(0, ...applied);
   if (found > latest) {
     throw new StoreError(
       `${file} has schema version ${found}, newer than this cairn understands (${latest}); ` +
         'upgrade cairn, or restore a backup made by this version.',
     );
   }
-  if (found === latest) return;
-  for (const migration of migrations) {
+  // Every missing version is applied, not only those above the highest: numbers are the order, not a watermark.
+  for (const migration of migrations.filter((m) => !applied.has(m.version))) {
     db.transaction(() => {
       // Re-checked inside the write lock: another process may have applied it meanwhile.
-      if (currentVersion(db) >= migration.version) return;
+      if (appliedVersions(db).has(migration.version)) return;
       db.exec(migration.sql);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
         migration.version,
