@@ -14,6 +14,7 @@ import { isLeaseLive } from './daemon/sessions.js';
 import { Engine, type SubmitRequest } from './engine/engine.js';
 import type { ModuleStageFn } from './executors/types.js';
 import { openStore } from './store/openStore.js';
+import { attachViews } from './views/attachViews.js';
 import type { Store, TaskFilter, TaskRecord, TransitionRecord } from './store/store.js';
 
 export interface OpenCairnOptions {
@@ -60,6 +61,7 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
   const now = options.now ?? Date.now;
   const engine = new Engine(store, config, now);
   const logger = options.logger ?? pino({ level: 'silent' });
+  const views = attachViews(engine, config, logger);
   const by = options.actor ?? 'library';
   let daemon: Daemon | null = null;
 
@@ -86,11 +88,21 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
     rewind: async (id, checkpoint, o = {}) => (await engine.rewind(id, checkpoint, o.by ?? by)).task,
     start: async (startOptions = {}) => {
       if (daemon) throw new Error('this cairn already runs a daemon');
-      daemon = new Daemon({ store, config, logger, engine, executors: options.executors, now, resume: startOptions.resume, pollMs: startOptions.pollMs });
+      daemon = new Daemon({
+        store,
+        config,
+        logger,
+        engine,
+        executors: options.executors,
+        now,
+        resume: startOptions.resume,
+        pollMs: startOptions.pollMs,
+      });
       return daemon.start();
     },
     stop: async () => {
       if (daemon) await daemon.stop();
+      await views?.flush();
       await store.close();
     },
   };

@@ -65,3 +65,15 @@ export function actorName(by?: string): string {
     return 'cli';
   }
 }
+
+/**
+ * An engine for a mutating verb, with the zero-parse views attached; `done()` writes what the views
+ * still have scheduled and must be awaited before the process exits.
+ */
+export async function createCliEngine(ctx: { config: Config; store: Store }) {
+  const { Engine } = await import('../engine/engine.js');
+  const { attachViews } = await import('../views/attachViews.js');
+  const engine = new Engine(ctx.store, ctx.config);
+  const views = attachViews(engine, ctx.config);
+  return { engine, done: async () => views?.flush() };
+}

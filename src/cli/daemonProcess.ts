@@ -24,7 +24,9 @@ export function assertStagesConfigured(config: Config): void {
 export async function createDaemon(options: Omit<DaemonOptions, 'logger'> & { logger?: Logger; logTo?: 1 | 2 }): Promise<Daemon> {
   const { Daemon } = await import('../daemon/daemon.js');
   const { createLogger } = await import('../daemon/logger.js');
-  return new Daemon({ ...options, logger: options.logger ?? createLogger({ destination: options.logTo ?? 1 }) });
+  const { ViewsService } = await import('../views/viewsService.js');
+  const services = [...(options.services ?? []), new ViewsService()];
+  return new Daemon({ ...options, services, logger: options.logger ?? createLogger({ destination: options.logTo ?? 1 }) });
 }
 
 /** Installs the signal handlers; resolves once the daemon has stopped after a signal or `until` resolves. */

@@ -4,7 +4,7 @@
  */
 import type { Engine, StepResult } from '../engine/engine.js';
 import type { TaskRecord } from '../store/store.js';
-import { actorName, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
+import { actorName, createCliEngine, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
 import { taskSummaryJson } from './format.js';
 
 function whatNext(task: TaskRecord): string {
@@ -32,8 +32,9 @@ export async function applyVerb(
 ): Promise<void> {
   const id = parseTaskId(idArg);
   await withStore(global, async ({ config, store }) => {
-    const { Engine } = await import('../engine/engine.js');
-    const { task } = await act(new Engine(store, config), id, { store, config });
+    const { engine, done } = await createCliEngine({ config, store });
+    const { task } = await act(engine, id, { store, config });
+    await done();
     if (opts.json) io.out(JSON.stringify(taskSummaryJson(task)));
     else io.out(`task ${task.id} ${verb}; now ${task.state}: ${whatNext(task)}`);
   });

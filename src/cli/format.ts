@@ -1,6 +1,6 @@
 /** The JSON shapes of DESIGN §6 and their human renderings. Pure. */
 import { STAGES, STAGE_OUTPUT_KEY } from '../../machines/taskStates.js';
-import type { CheckpointRecord, StageRunRecord, TaskRecord, TransitionRecord } from '../store/store.js';
+import type { CheckpointRecord, NoteRecord, StageRunRecord, TaskRecord, TransitionRecord } from '../store/store.js';
 
 export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 
@@ -17,7 +17,22 @@ export function taskSummaryJson(task: TaskRecord) {
   };
 }
 
-export function taskDetailJson(task: TaskRecord, checkpoints: CheckpointRecord[], runs: StageRunRecord[]) {
+export function noteJson(n: NoteRecord) {
+  return {
+    kind: n.kind,
+    text: n.text,
+    rationale: n.rationale,
+    impact: n.impact,
+    category: n.category,
+    stage: n.stage,
+    attempt: n.attempt,
+    source: n.source,
+    by: n.actor,
+    at: iso(n.at),
+  };
+}
+
+export function taskDetailJson(task: TaskRecord, checkpoints: CheckpointRecord[], runs: StageRunRecord[], notes: NoteRecord[] = []) {
   const context = task.snapshot.context;
   const outputs = Object.fromEntries(STAGES.map((s) => [STAGE_OUTPUT_KEY[s], context.outputs[STAGE_OUTPUT_KEY[s]] ?? null]));
   return {
@@ -26,7 +41,7 @@ export function taskDetailJson(task: TaskRecord, checkpoints: CheckpointRecord[]
     outputs,
     approvals: context.approvals.map((a) => ({ gate: a.gate, decision: a.decision, by: a.by, at: iso(a.at), comment: a.comment })),
     checkpoints: checkpoints.map((c) => ({ name: c.name, at: iso(c.at) })),
-    notes: [] as unknown[],
+    notes: notes.map(noteJson),
     error_details: context.error ? { ...context.error, at: iso(context.error.at) } : null,
     attempts: context.attempts,
     feedback: context.feedback.map((f) => ({ ...f, at: iso(f.at) })),
@@ -98,6 +113,13 @@ export function renderTaskDetail(detail: ReturnType<typeof taskDetailJson>): str
   if (detail.feedback.length) {
     lines.push('  feedback:');
     for (const f of detail.feedback) lines.push(`    ${f.at}  ${f.source} (${f.stage}): ${truncate(f.text, 100)}`);
+  }
+  if (detail.notes.length) {
+    lines.push('  notes:');
+    for (const n of detail.notes) {
+      const extra = [n.rationale && `because ${n.rationale}`, n.impact && `impact ${n.impact}`, n.category && `category ${n.category}`].filter(Boolean).join('; ');
+      lines.push(`    ${n.at}  ${n.kind}${n.stage ? ` (${n.stage}#${n.attempt})` : ''}: ${n.text}${extra ? ` (${extra})` : ''}`);
+    }
   }
   if (detail.checkpoints.length) lines.push(`  checkpoints: ${detail.checkpoints.map((c) => c.name).join(', ')}`);
   return lines.join('\n');

@@ -139,6 +139,27 @@ program
   .option('--json', 'machine-readable output')
   .action(async (opts) => (await import('./status.js')).run(opts, globals()));
 
+program
+  .command('note')
+  .description('record a decision or an insight with a task')
+  .argument('<id>', 'task id')
+  .option('--decision <text>', 'what was decided')
+  .option('--rationale <text>', 'why (with --decision)')
+  .option('--impact <level>', 'how much it matters, e.g. high')
+  .option('--insight <text>', 'what was learned')
+  .option('--category <name>', 'a category (with --insight)')
+  .option('--by <name>', 'who notes it')
+  .option('--json', 'print the note as JSON')
+  .action(async (id, opts) => (await import('./note.js')).run(id, opts, globals()));
+
+program
+  .command('views')
+  .description('the zero-parse views under the data directory (tasks/*.state, current.state, status/*.md)')
+  .command('rebuild')
+  .description('write every view again from the database')
+  .option('--json', 'print what was written as JSON')
+  .action(async (opts) => (await import('./views.js')).rebuild(opts, globals()));
+
 async function main(argv: string[]): Promise<number> {
   try {
     // `cairn --list-resumable [--json]` is the same as the verb.

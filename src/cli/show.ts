@@ -8,7 +8,7 @@ export async function run(idArg: string, opts: { json?: boolean }, global: Globa
   await withStore(global, async ({ store }) => {
     const task = await store.getTask(id);
     if (!task) throw new TaskNotFoundError(id);
-    const detail = taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id));
+    const detail = taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id), await store.listNotes({ taskId: id }));
     io.out(opts.json ? JSON.stringify(detail) : renderTaskDetail(detail));
   });
 }

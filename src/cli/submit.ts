@@ -1,6 +1,6 @@
 /** `cairn submit "<request>"`: inserts a pending task and prints its id on stdout. */
 import type { Priority } from '../store/store.js';
-import { actorName, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
+import { actorName, createCliEngine, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
 
 export interface SubmitOptions {
   priority?: string;
@@ -13,11 +13,12 @@ export interface SubmitOptions {
 export async function run(request: string, opts: SubmitOptions, global: GlobalOptions, io: Output = stdio): Promise<void> {
   const dependsOn = (opts.dependsOn ?? []).flatMap((v) => v.split(',')).filter(Boolean).map(parseTaskId);
   await withStore(global, async ({ config, store }) => {
-    const { Engine } = await import('../engine/engine.js');
-    const task = await new Engine(store, config).submit(
+    const { engine, done } = await createCliEngine({ config, store });
+    const task = await engine.submit(
       { request, priority: opts.priority as Priority | undefined, tags: opts.tag, dependsOn },
       `user:${actorName(opts.by)}`,
     );
+    await done();
     if (opts.json) io.out(JSON.stringify({ id: task.id }));
     else {
       io.out(String(task.id));

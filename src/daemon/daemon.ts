@@ -402,5 +402,6 @@ export class Daemon extends EventEmitter {
     while (this.isTicking) await sleep(5);
     if (this.session) await this.store.endSession(this.session.id, 'stopped', this.now());
     this.logger.info({ session: this.session?.id }, 'cairn daemon stopped');
+    this.emit('stopped');
   }
 }

@@ -18,7 +18,8 @@ import {
   TaskNotFoundError,
   UsageError,
 } from '../errors.js';
-import type { CommitResult, Priority, Store, TaskRecord, TransitionWrite } from '../store/store.js';
+import type { CommitResult, IntakeKey, NewNote, NewTask, Priority, Store, TaskRecord, TransitionWrite } from '../store/store.js';
+import { notesFromStageOutput } from './stageNotes.js';
 import { PRIORITIES } from '../store/store.js';
 import {
   checkpointsNamed,
@@ -111,30 +112,63 @@ export class Engine {
     return task;
   }
 
-  /** Inserts a new pending task with its first transition and the workflow_start checkpoint. */
-  async submit(req: SubmitRequest, actor: string): Promise<TaskRecord> {
-    const request = req.request.trim();
+  /** Validates a request and builds the new task's row, initial snapshot and SUBMIT event. Reads nothing. */
+  private buildNewTask(req: SubmitRequest, actor: string, at: number): NewTask {
+    const request = typeof req.request === 'string' ? req.request.trim() : '';
     if (request === '') throw new UsageError('the request is empty; say what the task should do');
     const priority = req.priority ?? 'medium';
     if (!PRIORITIES.includes(priority)) throw new UsageError(`priority "${priority}" is not one of high, medium, low`);
     const dependsOn = [...new Set(req.dependsOn ?? [])];
-    for (const dep of dependsOn) await this.getTask(dep);
+    const tags = [...new Set(req.tags ?? [])];
     const policy = policyFromConfig(this.config);
     const { snapshot, actions } = initialSnapshot(policy);
-    const at = this.now();
-    const created = await this.store.createTask({
+    return {
       request,
       priority,
-      tags: [...new Set(req.tags ?? [])],
+      tags,
       dependsOn,
       actor,
       at,
       snapshot: toPersisted(snapshot),
       checkpoints: checkpointsNamed(actions),
-      submitEvent: { type: 'SUBMIT', request, priority, tags: req.tags ?? [], depends_on: dependsOn, policy },
-    });
+      submitEvent: { type: 'SUBMIT', request, priority, tags, depends_on: dependsOn, policy },
+    };
+  }
+
+  /** Inserts a new pending task with its first transition and the workflow_start checkpoint. */
+  async submit(req: SubmitRequest, actor: string): Promise<TaskRecord> {
+    const task = this.buildNewTask(req, actor, this.now());
+    for (const dep of task.dependsOn) await this.getTask(dep);
+    const created = await this.store.createTask(task);
     this.notifyCommitted(created, { type: 'SUBMIT' });
     return created;
+  }
+
+  /**
+   * Submits the tasks of one intake item (an inbox file, an imported item) at most once: a second
+   * call with the same key creates nothing and returns the first call's tasks with `isNew: false`.
+   */
+  async submitOnce(
+    intake: IntakeKey,
+    requests: (SubmitRequest & { dependsOnBatch?: number[] })[],
+    actor: string,
+    notes?: (ids: number[]) => NewNote[],
+  ): Promise<{ tasks: TaskRecord[]; isNew: boolean }> {
+    const at = this.now();
+    const tasks = requests.map((r) => ({ ...this.buildNewTask(r, actor, at), dependsOnBatch: r.dependsOnBatch }));
+    const result = await this.store.createTasksOnce(intake, tasks, notes);
+    if (result.isNew) for (const t of result.tasks) this.notifyCommitted(t, { type: 'SUBMIT' });
+    return result;
+  }
+
+  /** Records a decision or an insight with a task. */
+  async note(taskId: number, note: Pick<NewNote, 'kind' | 'text' | 'rationale' | 'impact' | 'category'>, actor: string) {
+    if (!note.text.trim()) throw new UsageError(`the ${note.kind} is empty; say what was decided or learned`);
+    await this.getTask(taskId);
+    const [recorded] = await this.store.addNotes([
+      { ...note, taskId, scope: null, stage: null, attempt: null, source: 'cli', actor, at: this.now() },
+    ]);
+    return recorded;
   }
 
   /**
@@ -201,6 +235,10 @@ export class Engine {
       snapshot: toPersisted(next),
       checkpoints: checkpointsNamed(actions),
       nextRun: runRequested(actions),
+      notes:
+        event.type === 'STAGE_SUCCEEDED'
+          ? notesFromStageOutput(event.output, { taskId: task.id, stage: event.stage, attempt: event.attempt, actor, at: event.at })
+          : undefined,
       completion: isStageResult
         ? {
             stage: event.stage,

@@ -13,7 +13,10 @@ import type {
   CheckpointRecord,
   ClaimedRun,
   CommitResult,
+  IntakeKey,
+  NewNote,
   NewTask,
+  NoteRecord,
   Priority,
   SessionRecord,
   StageRunRecord,
@@ -201,6 +204,40 @@ function toRun(row: RunRow): StageRunRecord {
   };
 }
 
+interface NoteRow {
+  id: number;
+  task_id: number | null;
+  scope: string | null;
+  kind: NoteRecord['kind'];
+  text: string;
+  rationale: string | null;
+  impact: string | null;
+  category: string | null;
+  stage: StageName | null;
+  attempt: number | null;
+  source: NoteRecord['source'];
+  actor: string;
+  at: number;
+}
+
+function toNote(row: NoteRow): NoteRecord {
+  return {
+    id: row.id,
+    taskId: row.task_id,
+    scope: row.scope,
+    kind: row.kind,
+    text: row.text,
+    rationale: row.rationale,
+    impact: row.impact,
+    category: row.category,
+    stage: row.stage,
+    attempt: row.attempt,
+    source: row.source,
+    actor: row.actor,
+    at: row.at,
+  };
+}
+
 function toSession(row: SessionRow): SessionRecord {
   return {
     id: row.id,
@@ -264,6 +301,12 @@ export class SqliteStore implements Store {
       insertDependency: p('INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)'),
       taskExists: p('SELECT 1 FROM tasks WHERE id = ?').pluck(),
       getTask: p('SELECT * FROM tasks WHERE id = ?'),
+      getIntake: p('SELECT task_ids FROM intake_keys WHERE source = ? AND key = ?').pluck(),
+      insertIntake: p('INSERT INTO intake_keys (source, key, task_ids, at) VALUES (?, ?, ?, ?)'),
+      insertNote: p(`INSERT INTO notes (task_id, scope, kind, text, rationale, impact, category, stage, attempt, source, actor, at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      notesByTask: p('SELECT * FROM notes WHERE task_id = ? ORDER BY id'),
+      notesByScope: p('SELECT * FROM notes WHERE scope IS ? ORDER BY id'),
       getDependencies: p('SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY depends_on').pluck(),
       getCommitGuard: p('SELECT version, lease_owner, lease_token FROM tasks WHERE id = ?'),
       nextSeq: p('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?').pluck(),
@@ -343,31 +386,85 @@ export class SqliteStore implements Store {
   }
 
   async createTask(task: NewTask): Promise<TaskRecord> {
+    return this.write(() => this.insertTask(task, []));
+  }
+
+  async createTasksOnce(
+    intake: IntakeKey,
+    tasks: NewTask[],
+    notes?: (ids: number[]) => NewNote[],
+  ): Promise<{ tasks: TaskRecord[]; isNew: boolean }> {
     return this.write(() => {
-      for (const dep of task.dependsOn) {
-        if (!this.stmt.taskExists.get(dep)) {
-          throw new StoreError(`task ${dep} does not exist, so nothing can depend on it`);
-        }
+      const earlier = this.stmt.getIntake.get(intake.source, intake.key) as string | undefined;
+      if (earlier !== undefined) {
+        const ids = JSON.parse(earlier) as number[];
+        return { tasks: ids.map((id) => this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)).filter((t) => t !== null), isNew: false };
       }
-      const info = this.stmt.insertTask.run(
-        task.request,
-        task.priority,
-        PRIORITY_RANK[task.priority],
-        JSON.stringify(task.tags),
-        task.snapshot.value,
-        'pending',
-        JSON.stringify(task.snapshot),
-        task.at,
-        task.at,
-      );
-      const id = Number(info.lastInsertRowid);
-      for (const dep of task.dependsOn) this.stmt.insertDependency.run(id, dep);
-      this.stmt.insertTransition.run(id, 1, null, task.snapshot.value, 'SUBMIT', null, null, JSON.stringify(task.submitEvent), task.actor, task.at);
-      for (const name of task.checkpoints) {
-        this.stmt.insertCheckpoint.run(id, name, 1, task.snapshot.value, JSON.stringify(task.snapshot), task.at);
-      }
-      return this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!;
+      const created: TaskRecord[] = [];
+      for (const task of tasks) created.push(this.insertTask(task, created.map((t) => t.id)));
+      const ids = created.map((t) => t.id);
+      this.stmt.insertIntake.run(intake.source, intake.key, JSON.stringify(ids), tasks[0]?.at ?? Date.now());
+      for (const note of notes?.(ids) ?? []) this.insertNote(note);
+      return { tasks: created, isNew: true };
     });
+  }
+
+  /** Inserts one task with its SUBMIT transition and initial checkpoints, inside the caller's transaction. */
+  private insertTask(task: NewTask, batchIds: number[]): TaskRecord {
+    const dependsOn = [...task.dependsOn, ...(task.dependsOnBatch ?? []).map((i) => batchIds[i])];
+    for (const dep of dependsOn) {
+      if (dep === undefined || !this.stmt.taskExists.get(dep)) {
+        throw new StoreError(`task ${dep} does not exist, so nothing can depend on it`);
+      }
+    }
+    const info = this.stmt.insertTask.run(
+      task.request,
+      task.priority,
+      PRIORITY_RANK[task.priority],
+      JSON.stringify(task.tags),
+      task.snapshot.value,
+      'pending',
+      JSON.stringify(task.snapshot),
+      task.at,
+      task.at,
+    );
+    const id = Number(info.lastInsertRowid);
+    for (const dep of new Set(dependsOn)) this.stmt.insertDependency.run(id, dep);
+    const submitEvent = dependsOn.length === task.dependsOn.length ? task.submitEvent : { ...task.submitEvent, depends_on: dependsOn };
+    this.stmt.insertTransition.run(id, 1, null, task.snapshot.value, 'SUBMIT', null, null, JSON.stringify(submitEvent), task.actor, task.at);
+    for (const name of task.checkpoints) {
+      this.stmt.insertCheckpoint.run(id, name, 1, task.snapshot.value, JSON.stringify(task.snapshot), task.at);
+    }
+    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!;
+  }
+
+  private insertNote(note: NewNote): NoteRecord {
+    const info = this.stmt.insertNote.run(
+      note.taskId,
+      note.scope,
+      note.kind,
+      note.text,
+      note.rationale,
+      note.impact,
+      note.category,
+      note.stage,
+      note.attempt,
+      note.source,
+      note.actor,
+      note.at,
+    );
+    return { ...note, id: Number(info.lastInsertRowid) };
+  }
+
+  async addNotes(notes: NewNote[]): Promise<NoteRecord[]> {
+    return this.write(() => notes.map((n) => this.insertNote(n)));
+  }
+
+  async listNotes(filter: { taskId?: number; scope?: string }): Promise<NoteRecord[]> {
+    const rows = (filter.taskId !== undefined
+      ? this.stmt.notesByTask.all(filter.taskId)
+      : this.stmt.notesByScope.all(filter.scope ?? null)) as NoteRow[];
+    return rows.map(toNote);
   }
 
   async getTask(id: number): Promise<TaskRecord | null> {
@@ -485,6 +582,7 @@ export class SqliteStore implements Store {
       w.expectedVersion,
     );
     for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);
+    for (const note of w.notes ?? []) this.insertNote(note);
     return { ok: true, task: this.taskFromRow(this.stmt.getTask.get(w.taskId) as TaskRow)!, seq };
   }
 

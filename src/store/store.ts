@@ -83,6 +83,26 @@ export interface SessionRecord {
   endedAt: number | null;
 }
 
+export type NoteKind = 'decision' | 'insight';
+
+export interface NoteRecord {
+  id: number;
+  taskId: number | null;
+  scope: string | null;
+  kind: NoteKind;
+  text: string;
+  rationale: string | null;
+  impact: string | null;
+  category: string | null;
+  stage: StageName | null;
+  attempt: number | null;
+  source: 'cli' | 'stage' | 'import';
+  actor: string;
+  at: number;
+}
+
+export type NewNote = Omit<NoteRecord, 'id'>;
+
 export interface NewTask {
   request: string;
   priority: Priority;
@@ -95,6 +115,14 @@ export interface NewTask {
   checkpoints: CheckpointName[];
   /** Stored as the first transition's event, so replay can rebuild the initial snapshot. */
   submitEvent: { type: 'SUBMIT'; [key: string]: unknown };
+  /** Dependencies on tasks created earlier in the same `createTasksOnce` batch, by their index there. */
+  dependsOnBatch?: number[];
+}
+
+/** Something taken in once (an inbox file by content hash, an imported item): its tasks are created at most once. */
+export interface IntakeKey {
+  source: string;
+  key: string;
 }
 
 /** One machine transition to commit atomically: transition row + task row + checkpoint rows. */
@@ -112,6 +140,8 @@ export interface TransitionWrite {
   checkpoints: CheckpointName[];
   /** The run the machine asked for (runStage effect), or null when no stage should run now. */
   nextRun: { stage: StageName; attempt: number; notBefore: number | null } | null;
+  /** Decisions and insights a stage's output carried, recorded in the same transaction. */
+  notes?: NewNote[];
   /** A stage result: recorded only if the run is still the lease holder's and not yet completed. */
   completion?: {
     stage: StageName;
@@ -147,6 +177,13 @@ export interface Store {
   readonly location: string;
 
   createTask(task: NewTask): Promise<TaskRecord>;
+  /**
+   * Creates the tasks of one intake item in one transaction, unless that item was taken in before:
+   * then nothing is written and the earlier tasks are returned with `isNew: false`.
+   */
+  createTasksOnce(intake: IntakeKey, tasks: NewTask[], notes?: (ids: number[]) => NewNote[]): Promise<{ tasks: TaskRecord[]; isNew: boolean }>;
+  addNotes(notes: NewNote[]): Promise<NoteRecord[]>;
+  listNotes(filter: { taskId?: number; scope?: string }): Promise<NoteRecord[]>;
   getTask(id: number): Promise<TaskRecord | null>;
   listTasks(filter?: TaskFilter): Promise<TaskRecord[]>;
   getHistory(taskId: number): Promise<TransitionRecord[]>;

@@ -1,0 +1,31 @@
+/** Runs the views alongside a daemon: written at start, refreshed on the heartbeat schedule, final at stop. */
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Daemon, DaemonService } from '../daemon/daemon.js';
+import { toError } from '../errors.js';
+import { attachViews, type AttachedViews } from './attachViews.js';
+
+export class ViewsService implements DaemonService {
+  readonly name = 'views';
+  private attached: AttachedViews | null = null;
+  private task: ScheduledTask | null = null;
+
+  start(daemon: Daemon): void {
+    this.attached = attachViews(daemon.engine, daemon.config, daemon.logger);
+    if (!this.attached) return;
+    const { views } = this.attached;
+    const refresh = () =>
+      Promise.all([views.writeCurrent(), views.writeMarkdown()]).catch((e) =>
+        daemon.logger.warn({ err: toError(e) }, `could not refresh the status views: ${toError(e).message}`),
+      );
+    void refresh();
+    this.task = cron.schedule(daemon.config.heartbeat.cron, () => void refresh(), { noOverlap: true });
+    // The session is marked stopped after services stop: write the final state once it is.
+    daemon.once('stopped', () => void refresh());
+  }
+
+  async stop(): Promise<void> {
+    await this.task?.stop();
+    await this.task?.destroy();
+    await this.attached?.flush();
+  }
+}
