@@ -25,7 +25,9 @@ export async function createDaemon(options: Omit<DaemonOptions, 'logger'> & { lo
   const { Daemon } = await import('../daemon/daemon.js');
   const { createLogger } = await import('../daemon/logger.js');
   const { ViewsService } = await import('../views/viewsService.js');
-  const services = [...(options.services ?? []), new ViewsService()];
+  const { InboxService } = await import('../inbox/inboxService.js');
+  // `cairn run` drives one task: it leaves the inbox to the daemon.
+  const services = [...(options.services ?? []), new ViewsService(), ...(options.onlyTaskIds ? [] : [new InboxService()])];
   return new Daemon({ ...options, services, logger: options.logger ?? createLogger({ destination: options.logTo ?? 1 }) });
 }
 

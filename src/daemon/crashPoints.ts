@@ -6,6 +6,7 @@ export const CRASH_POINTS = [
   'after-claim', // the run's lease is committed; the stage has not been spawned
   'after-stage-exit', // the stage program exited; its result is not recorded yet
   'after-result', // the stage result is committed; nothing has acted on it yet
+  'after-inbox-insert', // an inbox file's tasks are committed; the file has not been moved
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
