@@ -46,8 +46,34 @@ export class StoreError extends CairnError {
   override readonly code = 'STORE';
 }
 
+/** The database server could not be reached (down, connection cut): the same call may work later. */
+export class StoreUnavailableError extends StoreError {}
+
 export class CheckpointNotFoundError extends CairnError {
   override readonly code = 'CHECKPOINT_NOT_FOUND';
+}
+
+/** The key-value state backend cannot be used: Redis down, a state file damaged, a lock never freed. */
+export class StateBackendError extends CairnError {
+  override readonly code = 'STATE_BACKEND';
+}
+
+/** `cairn state get`/`del` of a key that is not set. */
+export class StateKeyNotFoundError extends CairnError {
+  override readonly code = 'STATE_KEY_NOT_FOUND';
+}
+
+/**
+ * A snapshot, restore, backup or archive that cannot be done: an unknown or damaged snapshot (checksum,
+ * integrity_check), a live daemon on the data directory, pg_dump missing. Nothing was changed.
+ */
+export class SnapshotError extends CairnError {
+  override readonly code = 'SNAPSHOT';
+}
+
+/** A legacy path cairn cannot import: missing, unreadable, or holding nothing it knows. */
+export class ImportError extends CairnError {
+  override readonly code = 'IMPORT';
 }
 
 /** Routes every `catch (e: unknown)` through one place, so a thrown string or object still has a message. */

@@ -160,6 +160,14 @@ program
   .option('--json', 'print what was written as JSON')
   .action(async (opts) => (await import('./views.js')).rebuild(opts, globals()));
 
+program
+  .command('import')
+  .description('bring legacy state (an orchestrator tasks .db, an experiment state.yml) into the database')
+  .argument('<path>', 'a legacy file or a directory holding them')
+  .option('--dry-run', 'report what would be imported; write nothing')
+  .option('--json', 'print the report as JSON')
+  .action(async (target, opts) => (await import('./import.js')).run(target, opts, globals()));
+
 async function main(argv: string[]): Promise<number> {
   try {
     // `cairn --list-resumable [--json]` is the same as the verb.

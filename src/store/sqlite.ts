@@ -13,6 +13,7 @@ import type {
   CheckpointRecord,
   ClaimedRun,
   CommitResult,
+  ImportedTask,
   IntakeKey,
   NewNote,
   NewTask,
@@ -301,6 +302,13 @@ export class SqliteStore implements Store {
       insertDependency: p('INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)'),
       taskExists: p('SELECT 1 FROM tasks WHERE id = ?').pluck(),
       getTask: p('SELECT * FROM tasks WHERE id = ?'),
+      insertImportedTask: p(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
+                               run_stage, run_attempt, run_after, lease_owner, lease_expires_at, lease_token, created_at, updated_at)
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertImportedRun: p(`INSERT INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at, finished_at, outcome, exit_code)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertEndedSession: p(`INSERT OR IGNORE INTO sessions (id, pid, host, started_at, last_heartbeat_at, status, ended_at)
+                             VALUES (?, ?, ?, ?, ?, ?, ?)`),
       getIntake: p('SELECT task_ids FROM intake_keys WHERE source = ? AND key = ?').pluck(),
       insertIntake: p('INSERT INTO intake_keys (source, key, task_ids, at) VALUES (?, ?, ?, ?)'),
       insertNote: p(`INSERT INTO notes (task_id, scope, kind, text, rationale, impact, category, stage, attempt, source, actor, at)
@@ -409,6 +417,55 @@ export class SqliteStore implements Store {
     });
   }
 
+  async importTask(intake: IntakeKey, t: ImportedTask, notes?: (id: number) => NewNote[]): Promise<{ task: TaskRecord; isNew: boolean }> {
+    return this.write(() => {
+      const earlier = this.stmt.getIntake.get(intake.source, intake.key) as string | undefined;
+      if (earlier !== undefined) {
+        const [id] = JSON.parse(earlier) as number[];
+        return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!, isNew: false };
+      }
+      for (const dep of t.dependsOn) {
+        if (!this.stmt.taskExists.get(dep)) throw new StoreError(`task ${dep} does not exist, so nothing can depend on it`);
+      }
+      const info = this.stmt.insertImportedTask.run(
+        t.request,
+        t.priority,
+        PRIORITY_RANK[t.priority],
+        JSON.stringify(t.tags),
+        t.state,
+        t.status,
+        JSON.stringify(t.snapshot),
+        t.transitions.length,
+        t.nextRun?.stage ?? null,
+        t.nextRun?.attempt ?? null,
+        t.nextRun?.notBefore ?? null,
+        t.lease?.owner ?? null,
+        t.lease?.expiresAt ?? null,
+        t.lease ? 1 : 0,
+        t.createdAt,
+        t.updatedAt,
+      );
+      const id = Number(info.lastInsertRowid);
+      for (const dep of new Set(t.dependsOn)) this.stmt.insertDependency.run(id, dep);
+      t.transitions.forEach((tr, i) => {
+        const e = tr.event as { type: string; stage?: string; attempt?: number };
+        const isResult = e.type === 'STAGE_SUCCEEDED' || e.type === 'STAGE_FAILED';
+        this.stmt.insertTransition.run(id, i + 1, tr.from, tr.to, e.type, isResult ? e.stage : null, isResult ? e.attempt : null, JSON.stringify(tr.event), tr.actor, tr.at);
+      });
+      for (const c of t.checkpoints) this.stmt.insertCheckpoint.run(id, c.name, c.transitionIndex + 1, c.state, JSON.stringify(c.snapshot), c.at);
+      for (const r of t.runs) {
+        this.stmt.insertImportedRun.run(id, r.stage, r.attempt, runIdOf(id, r.stage, r.attempt), t.lease?.owner ?? 'import', r.startedAt, r.finishedAt, r.outcome, r.exitCode);
+      }
+      this.stmt.insertIntake.run(intake.source, intake.key, JSON.stringify([id]), t.createdAt);
+      for (const note of notes?.(id) ?? []) this.insertNote(note);
+      return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!, isNew: true };
+    });
+  }
+
+  async recordEndedSession(s: { id: string; pid: number; host: string; startedAt: number; lastHeartbeatAt: number; status: 'stopped' | 'crashed' }): Promise<void> {
+    this.write(() => this.stmt.insertEndedSession.run(s.id, s.pid, s.host, s.startedAt, s.lastHeartbeatAt, s.status, s.lastHeartbeatAt));
+  }
+
   /** Inserts one task with its SUBMIT transition and initial checkpoints, inside the caller's transaction. */
   private insertTask(task: NewTask, batchIds: number[]): TaskRecord {
     const dependsOn = [...task.dependsOn, ...(task.dependsOnBatch ?? []).map((i) => batchIds[i])];
@@ -454,6 +511,11 @@ export class SqliteStore implements Store {
       note.at,
     );
     return { ...note, id: Number(info.lastInsertRowid) };
+  }
+
+  async findIntake(intake: IntakeKey): Promise<number[] | null> {
+    const found = this.stmt.getIntake.get(intake.source, intake.key) as string | undefined;
+    return found === undefined ? null : (JSON.parse(found) as number[]);
   }
 
   async addNotes(notes: NewNote[]): Promise<NoteRecord[]> {
@@ -603,6 +665,9 @@ export class SqliteStore implements Store {
       const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
       if (!row || row.run_stage === null || row.run_attempt === null) return null;
       if (this.stmt.runExists.get(taskId, row.run_stage, row.run_attempt)) return null;
+      // A session others marked stale (it was frozen) must not take new leases: its tasks are being resumed.
+      const session = this.stmt.getSession.get(sessionId) as SessionRow | undefined;
+      if (session && session.status !== 'active') return null;
       this.stmt.takeLease.run(sessionId, now + leaseMs, taskId);
       this.stmt.insertRun.run(taskId, row.run_stage, row.run_attempt, runIdOf(taskId, row.run_stage, row.run_attempt), sessionId, now);
       const task = this.taskFromRow(this.stmt.getTask.get(taskId) as TaskRow)!;

@@ -119,6 +119,28 @@ export interface NewTask {
   dependsOnBatch?: number[];
 }
 
+/**
+ * A task brought in with a history of its own (an import): every row as it should be stored. The
+ * history must replay through the machine to `snapshot`; the importer builds it that way.
+ */
+export interface ImportedTask {
+  request: string;
+  priority: Priority;
+  tags: string[];
+  dependsOn: number[];
+  transitions: Omit<TransitionRecord, 'seq'>[];
+  checkpoints: (Omit<CheckpointRecord, 'seq'> & { transitionIndex: number })[];
+  runs: { stage: StageName; attempt: number; startedAt: number; finishedAt: number | null; outcome: RunOutcome | null; exitCode: number | null }[];
+  state: TaskState;
+  status: TaskStatus;
+  snapshot: PersistedSnapshot;
+  nextRun: { stage: StageName; attempt: number; notBefore: number | null } | null;
+  /** For a stage that was running when the old tool stopped: the (ended) session it belongs to. */
+  lease: { owner: string; expiresAt: number } | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
 /** Something taken in once (an inbox file by content hash, an imported item): its tasks are created at most once. */
 export interface IntakeKey {
   source: string;
@@ -182,6 +204,12 @@ export interface Store {
    * then nothing is written and the earlier tasks are returned with `isNew: false`.
    */
   createTasksOnce(intake: IntakeKey, tasks: NewTask[], notes?: (ids: number[]) => NewNote[]): Promise<{ tasks: TaskRecord[]; isNew: boolean }>;
+  /** Inserts an imported task with its whole history in one transaction, at most once per intake key. */
+  importTask(intake: IntakeKey, task: ImportedTask, notes?: (id: number) => NewNote[]): Promise<{ task: TaskRecord; isNew: boolean }>;
+  /** Records a session that is not this process (an imported one, already ended). */
+  recordEndedSession(session: { id: string; pid: number; host: string; startedAt: number; lastHeartbeatAt: number; status: 'stopped' | 'crashed' }): Promise<void>;
+  /** The tasks an intake item created, or null if it was never taken in. */
+  findIntake(intake: IntakeKey): Promise<number[] | null>;
   addNotes(notes: NewNote[]): Promise<NoteRecord[]>;
   listNotes(filter: { taskId?: number; scope?: string }): Promise<NoteRecord[]>;
   getTask(id: number): Promise<TaskRecord | null>;

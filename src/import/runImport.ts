@@ -1,0 +1,118 @@
+/**
+ * `cairn import PATH`: finds the legacy state under PATH, imports each item at most once (a second
+ * import adds nothing and says so), copies the originals into <dataDir>/archive/import-<time>/, and
+ * reports what was imported and what was skipped and why. With dryRun nothing is written.
+ */
+import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { policyFromConfig } from '../engine/snapshot.js';
+import { ImportError } from '../errors.js';
+import { ensurePrivateDir } from '../store/sqlite.js';
+import type { Store } from '../store/store.js';
+import { isExperimentState, readExperimentState } from './importExperiment.js';
+import { isOrchestratorDb, readOrchestratorDb } from './importOrchestratorDb.js';
+import type { ImportContext, ImportItem } from './importTypes.js';
+
+export interface ImportReport {
+  path: string;
+  dryRun: boolean;
+  sources: { kind: string; path: string }[];
+  imported: { label: string; taskId: number | null }[];
+  skipped: { label: string; reason: string }[];
+  archivedTo: string | null;
+}
+
+type Source = { kind: 'orchestrator-tasks' | 'experiment'; path: string };
+
+/** What PATH holds that cairn can read: the path itself, or what lies up to two levels below it. */
+function findSources(root: string): Source[] {
+  const classify = (p: string): Source | null => {
+    if (!statSync(p).isFile()) return null;
+    if (isOrchestratorDb(p)) return { kind: 'orchestrator-tasks', path: p };
+    if (isExperimentState(p)) return { kind: 'experiment', path: p };
+    return null;
+  };
+  if (statSync(root).isFile()) {
+    const one = classify(root);
+    return one ? [one] : [];
+  }
+  const found: Source[] = [];
+  const walk = (dir: string, depth: number) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(dir, entry.name);
+      if (entry.isFile()) {
+        const s = classify(p);
+        if (s) found.push(s);
+      } else if (entry.isDirectory() && depth > 0) walk(p, depth - 1);
+    }
+  };
+  walk(root, 2);
+  return found;
+}
+
+export async function runImport(
+  target: string,
+  options: { store: Store; config: Config; dryRun?: boolean; now?: number },
+): Promise<ImportReport> {
+  const root = path.resolve(target);
+  if (!existsSync(root)) throw new ImportError(`${root} does not exist`);
+  const now = options.now ?? Date.now();
+  const sources = findSources(root);
+  if (sources.length === 0) {
+    throw new ImportError(
+      `${root} holds nothing cairn can import; it reads an orchestrator's tasks .db (tasks and checkpoints tables) and an experiment's state.yml`,
+    );
+  }
+  const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  // Imported tasks are replayed with manual gates: the legacy records say who approved each one.
+  const policy = { ...policyFromConfig(options.config), approvals: { plan: 'manual' as const, implementation: 'manual' as const } };
+  const ctx: ImportContext = { policy, sessionId: `import-${stamp}`, now };
+  const report: ImportReport = { path: root, dryRun: Boolean(options.dryRun), sources, imported: [], skipped: [], archivedTo: null };
+  const store = options.store;
+  let isSessionRecorded = false;
+
+  const refs = new Map<string, number>();
+  const handle = async (item: ImportItem) => {
+    if (item.kind === 'skip') return void report.skipped.push({ label: item.label, reason: item.reason });
+    const earlier = await store.findIntake(item.intake);
+    if (earlier) {
+      if (item.kind === 'task' && item.ref) refs.set(item.ref, earlier[0]);
+      const what = item.kind === 'task' ? `imported before as task ${earlier[0]}` : 'imported before';
+      return void report.skipped.push({ label: item.label, reason: what });
+    }
+    if (item.kind === 'notes') {
+      if (!options.dryRun) await store.createTasksOnce(item.intake, [], () => item.notes(refs));
+      return void report.imported.push({ label: item.label, taskId: null });
+    }
+    const dependsOn: number[] = [];
+    for (const key of item.dependsOnKeys ?? []) {
+      const ids = await store.findIntake(key);
+      if (!ids && !options.dryRun) return void report.skipped.push({ label: item.label, reason: `its dependency ${key.key} was not imported` });
+      if (ids) dependsOn.push(ids[0]);
+    }
+    if (options.dryRun) return void report.imported.push({ label: item.label, taskId: null });
+    if (item.task.lease && !isSessionRecorded) {
+      await store.recordEndedSession({ id: ctx.sessionId, pid: process.pid, host: 'import', startedAt: now, lastHeartbeatAt: now, status: 'stopped' });
+      isSessionRecorded = true;
+    }
+    const { task, isNew } = await store.importTask(item.intake, { ...item.task, dependsOn }, item.notes);
+    if (item.ref) refs.set(item.ref, task.id);
+    if (isNew) report.imported.push({ label: item.label, taskId: task.id });
+    else report.skipped.push({ label: item.label, reason: `imported before as task ${task.id}` });
+  };
+
+  for (const source of sources) {
+    const items = source.kind === 'orchestrator-tasks' ? readOrchestratorDb(source.path, ctx) : readExperimentState(source.path, ctx).items;
+    for (const item of items) await handle(item);
+  }
+
+  if (!options.dryRun && report.imported.length > 0) {
+    const archive = path.join(options.config.dataDir, 'archive', `import-${stamp}`);
+    ensurePrivateDir(path.dirname(archive));
+    ensurePrivateDir(archive);
+    cpSync(root, path.join(archive, path.basename(root)), { recursive: true });
+    report.archivedTo = archive;
+  }
+  return report;
+}
