@@ -54,10 +54,10 @@ export async function runModuleStage(request: StageRunRequest & { stage: Resolve
         runId: input.run_id,
         dataDir: request.dataDir,
       });
+      // A module stage logs through ctx.logger; its own log file is written only when there is more to say.
       const text = JSON.stringify(output ?? null);
-      appendLog(logFile, `${text}\n`);
       if (Buffer.byteLength(text) > outputBytes) {
-        appendLog(logFile, `[cairn] output was longer than limits.outputBytes (${outputBytes}); stored truncated\n`);
+        appendLog(logFile, `${text}\n[cairn] output was longer than limits.outputBytes (${outputBytes}); stored truncated\n`);
         return { ok: true, output: Buffer.from(text).subarray(0, outputBytes).toString('utf8'), truncated: true };
       }
       return { ok: true, output: output ?? null, truncated: false };

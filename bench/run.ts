@@ -1,0 +1,75 @@
+/**
+ * `npm run bench [-- --quick] [-- --history]`: every scenario on a fresh data directory, one table,
+ * bench/results/latest.json, and the run recorded for --history. Not part of the test suite.
+ * Warm-up iterations are excluded from every figure; latencies are percentiles over many samples.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { printHistory, recordRun } from './history.js';
+import { engineScenarios } from './scenarios/engine.js';
+import { limitScenario } from './scenarios/limit.js';
+import { peerScenario } from './scenarios/peer.js';
+import { processScenarios } from './scenarios/process.js';
+import type { BenchOptions, Row } from './stats.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const args = process.argv.slice(2);
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  try {
+    return `${pkg.version}+${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()}`;
+  } catch {
+    return pkg.version;
+  }
+}
+
+function format(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 1) return value.toFixed(2);
+  return value.toPrecision(3);
+}
+
+function printTable(rows: Row[]): void {
+  const table = [['scenario', 'durability', 'metric', 'value', 'unit', 'target', 'held'], ...rows.map((r) => [
+    r.scenario,
+    r.durability,
+    r.metric,
+    format(r.value),
+    r.unit,
+    r.target,
+    r.held === null ? '' : r.held ? 'yes' : 'NO',
+  ])];
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) console.log(row.map((cell, i) => (i === 3 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
+}
+
+async function main(): Promise<void> {
+  if (args.includes('--history')) return printHistory();
+  const quick = args.includes('--quick');
+  const machine = { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` };
+  console.log(`cairn ${version()} bench${quick ? ' (--quick: smaller sizes, a smoke run)' : ''}`);
+  console.log(`machine: ${machine.cores} cores, ${machine.cpu}, node ${machine.node}, ${machine.platform}; warm-up iterations excluded\n`);
+  const opts: BenchOptions = { quick, reference: new Map() };
+  const started = Date.now();
+  const rows: Row[] = [];
+  const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+  const scenarios = { limit: limitScenario, engine: engineScenarios, peer: peerScenario, process: processScenarios };
+  for (const [name, scenario] of Object.entries(scenarios)) {
+    if (!only || only.includes(name) || name === 'limit') rows.push(...(await scenario(opts)));
+  }
+  printTable(rows);
+  const missed = rows.filter((r) => r.held === false);
+  console.log(`\n${rows.filter((r) => r.held).length} targets held, ${missed.length} missed${missed.length ? `: ${missed.map((r) => `${r.scenario}/${r.durability}`).join(', ')}` : ''}; ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const run = { at: started, version: version(), quick, machine, rows };
+  mkdirSync(path.join(root, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(root, 'bench', 'results', 'latest.json'), `${JSON.stringify(run, null, 2)}\n`);
+  const where = await recordRun(run);
+  console.log(`results: bench/results/latest.json, and recorded in ${where} (npm run bench -- --history)`);
+}
+
+await main();
