@@ -14,6 +14,8 @@ import { isLeaseLive } from './daemon/sessions.js';
 import { Engine, type SubmitRequest } from './engine/engine.js';
 import type { ModuleStageFn } from './executors/types.js';
 import { openStore } from './store/openStore.js';
+import { openStateBackend } from './state/openStateBackend.js';
+import { bindNamespace, lazyBackend, type StateNamespace } from './state/stateNamespace.js';
 import { attachViews } from './views/attachViews.js';
 import type { Store, TaskFilter, TaskRecord, TransitionRecord } from './store/store.js';
 
@@ -47,6 +49,8 @@ export interface Cairn {
   /** Stops the daemon (if started) and closes the store. */
   stop(): Promise<void>;
   readonly daemon: Daemon | null;
+  /** Key-value state of namespace `ns` (a task's is `task-<id>`) on the backend `config.state` selects. */
+  state(ns: string): StateNamespace;
 }
 
 function isResolvedConfig(config: ConfigFile | Config | undefined): config is Config {
@@ -63,6 +67,7 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
   const logger = options.logger ?? pino({ level: 'silent' });
   const views = attachViews(engine, config, logger);
   const by = options.actor ?? 'library';
+  const stateBackend = lazyBackend(() => openStateBackend(config, store));
   let daemon: Daemon | null = null;
 
   return {
@@ -86,6 +91,7 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
     resume: async (id) =>
       (await engine.resume(id, `user:${by}`, (task) => isLeaseLive(store, task, now(), config.heartbeat.staleAfter))).task,
     rewind: async (id, checkpoint, o = {}) => (await engine.rewind(id, checkpoint, o.by ?? by)).task,
+    state: (ns) => bindNamespace(stateBackend.get, ns),
     start: async (startOptions = {}) => {
       if (daemon) throw new Error('this cairn already runs a daemon');
       daemon = new Daemon({
@@ -103,6 +109,7 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
     stop: async () => {
       if (daemon) await daemon.stop();
       await views?.flush();
+      await stateBackend.close();
       await store.close();
     },
   };
@@ -111,4 +118,6 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
 export type { Config, ConfigFile } from './config.js';
 export type { TaskRecord, TransitionRecord, TaskFilter } from './store/store.js';
 export type { StageInput, ModuleStageFn, ModuleStageContext } from './executors/types.js';
+export type { StateNamespace } from './state/stateNamespace.js';
+export type { StateEntry, CheckpointInfo, JsonValue } from './state/stateBackend.js';
 export { CairnError } from './errors.js';

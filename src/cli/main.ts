@@ -168,6 +168,34 @@ program
   .option('--json', 'print the report as JSON')
   .action(async (target, opts) => (await import('./import.js')).run(target, opts, globals()));
 
+// `cairn state …`: key-value state; the namespace is --ns, else $CAIRN_STATE_NS (handlers in state.ts).
+const stateCommand = program.command('state').description('key-value state: namespaced keys with JSON values, and checkpoints');
+const nsOption = () => new Option('--ns <namespace>', 'the namespace (default: $CAIRN_STATE_NS)');
+for (const [verb, args, description] of [
+  ['get', ['<key>'], 'print a key\'s value (a string as it is, anything else as JSON)'],
+  ['set', ['<key>', '<value>'], 'set a key; VALUE is stored as JSON when it parses as JSON, else as a string'],
+  ['del', ['<key>'], 'delete a key'],
+  ['list', [], 'every key of the namespace with its value and time'],
+  ['checkpoint', ['<name>'], 'save a whole copy of the namespace under a name'],
+  ['restore', ['<name>'], 'make the namespace exactly what a checkpoint holds'],
+  ['checkpoints', [], 'the namespace\'s checkpoints, oldest first'],
+] as const) {
+  const sub = stateCommand.command(verb).description(description).addOption(nsOption()).option('--json', 'machine-readable output');
+  for (const arg of args) sub.argument(arg);
+  sub.action(async (...params: unknown[]) => {
+    const state = (await import('./state.js')) as unknown as Record<string, (...a: unknown[]) => Promise<void>>;
+    await state[verb](...params.slice(0, args.length), params[args.length], globals());
+  });
+}
+stateCommand
+  .command('migrate')
+  .description('copy every namespace and checkpoint from one backend to another (sqlite, sqlite:PATH, json, json:DIR, redis, redis://HOST:PORT/DB)')
+  .option('--from <backend>', 'where the state is now')
+  .option('--to <backend>', 'where it should go')
+  .option('--replace', 'overwrite namespaces the target already holds')
+  .option('--json', 'print what was moved as JSON')
+  .action(async (opts) => (await import('./state.js')).migrate(opts, globals()));
+
 async function main(argv: string[]): Promise<number> {
   try {
     // `cairn --list-resumable [--json]` is the same as the verb.

@@ -15,6 +15,7 @@ import { Engine, StageResultRefused } from '../engine/engine.js';
 import { buildStageInput, toStageEvent } from '../engine/stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
+import { openTaskState } from '../state/stateNamespace.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { crashPoint } from './crashPoints.js';
@@ -329,6 +330,7 @@ export class Daemon extends EventEmitter {
         outputBytes: this.config.limits.outputBytes,
         signal: controller.signal,
         logger: log,
+        state: openTaskState(this.config, this.store, task.id),
         onSpawn: (pgid) => {
           this.store.recordRunProcess(task.id, run.stage, run.attempt, pgid).catch((e) =>
             log.warn({ err: toError(e) }, `could not record the process group of task ${task.id}`),

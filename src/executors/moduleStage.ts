@@ -6,7 +6,8 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { toError } from '../errors.js';
+import { StateBackendError, toError } from '../errors.js';
+import { bindNamespace, taskNamespace } from '../state/stateNamespace.js';
 import type { ModuleStageFn, ResolvedModuleStage, StageResult, StageRunRequest } from './types.js';
 
 async function loadStageFunction(module: string | ModuleStageFn): Promise<ModuleStageFn> {
@@ -17,6 +18,9 @@ async function loadStageFunction(module: string | ModuleStageFn): Promise<Module
   }
   return loaded.default as ModuleStageFn;
 }
+
+/** What ctx.state does in a run started without a state backend (runStage called directly). */
+const noState = () => Promise.reject(new StateBackendError('this stage run has no key-value state: pass `state` in the StageRunRequest'));
 
 function appendLog(file: string, line: string): void {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -53,6 +57,7 @@ export async function runModuleStage(request: StageRunRequest & { stage: Resolve
         attempt: input.attempt,
         runId: input.run_id,
         dataDir: request.dataDir,
+        state: request.state ?? bindNamespace(noState, taskNamespace(input.task_id)),
       });
       // A module stage logs through ctx.logger; its own log file is written only when there is more to say.
       const text = JSON.stringify(output ?? null);
@@ -73,5 +78,6 @@ export async function runModuleStage(request: StageRunRequest & { stage: Resolve
   } finally {
     clearTimeout(timer);
     request.signal.removeEventListener('abort', onAbort);
+    await request.state?.close().catch(() => undefined);
   }
 }

@@ -7,6 +7,7 @@ import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { ModuleStageFn, ResolvedStage } from './types.js';
+import { taskNamespace } from '../state/stateNamespace.js';
 
 /** A relative program path ("./stages/plan.sh", "stages/plan.sh") is the config's; a bare name is looked up on PATH. */
 function resolveProgram(argv0: string, baseDir: string): string {
@@ -45,6 +46,9 @@ export function resolveStage(
         CAIRN_ATTEMPT: String(identity.attempt),
         CAIRN_RUN_ID: identity.runId,
         CAIRN_DATA_DIR: config.dataDir,
+        // `cairn state …` in the stage finds its task's namespace and the daemon's state backend.
+        CAIRN_STATE_NS: taskNamespace(identity.taskId),
+        ...(config.source ? { CAIRN_CONFIG: config.source } : {}),
       },
       timeoutMs: spec.timeout ?? null,
       idleTimeoutMs: spec.idleTimeout ?? null,

@@ -1,6 +1,7 @@
 /** What every executor receives and returns. Executors report outcomes; retry decisions belong to the machine. */
 import type { Logger } from 'pino';
 import type { Feedback, FailureReason, StageName } from '../../machines/task.machine.js';
+import type { StateNamespace, TaskState } from '../state/stateNamespace.js';
 
 /** The JSON a stage program reads on stdin (and a module stage gets as its first argument). */
 export interface StageInput {
@@ -24,6 +25,8 @@ export interface ModuleStageContext {
   attempt: number;
   runId: string;
   dataDir: string;
+  /** The task's key-value state (namespace `task-<id>`, the one CAIRN_STATE_NS names for command stages). */
+  state: StateNamespace;
 }
 
 export type ModuleStageFn = (input: StageInput, ctx: ModuleStageContext) => unknown | Promise<unknown>;
@@ -56,6 +59,8 @@ export interface StageRunRequest {
   logger: Logger;
   /** Called once a command stage's process group exists, so it can be recorded for a successor to end. */
   onSpawn?: (pgid: number) => void;
+  /** The task's key-value state, handed to module stages as `ctx.state` and closed when the stage ends. */
+  state?: TaskState;
 }
 
 export type StageResult =
