@@ -127,6 +127,48 @@ describe('cairn import', () => {
     expect(ws.json<any[]>(['list']).length).toBe(3);
   });
 
+  it('imports the JSON key-value backend as namespaces with keys, timestamps and checkpoints, once', () => {
+    const { ws, copy } = withFixture('json-backend');
+    const first = ws.cli(['import', copy]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/\+ key-value namespace workflow-123 \(3 keys, 1 checkpoints\)/);
+    const keys = ws.json<any[]>(['state', 'list', '--ns', 'workflow-123']);
+    expect(keys.map((k) => [k.key, k.value])).toEqual([
+      ['completed_tasks', ['scout', 'plan']],
+      ['current_phase', 'building'],
+      ['metadata', { timestamp: '2024-01-01', user: 'dev' }],
+    ]);
+    expect(keys.map((k) => k.updated_at)).toEqual(['2026-01-01T10:05:00', '2026-01-01T10:00:00', '2026-01-01T10:06:00']);
+    expect(ws.json<any[]>(['state', 'checkpoints', '--ns', 'workflow-123']).map((c) => c.name)).toEqual(['after_planning']);
+    const second = ws.cli(['import', copy]);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/0 imported, 1 skipped/);
+    expect(second.stdout).toMatch(/namespace workflow-123 is already on sqlite state/);
+  });
+
+  it('imports a multi-agent session as a namespace with its checkpoints and an ended session record, once', () => {
+    const { ws, copy } = withFixture('multi-agent-state');
+    const first = ws.cli(['import', copy]);
+    expect(first.code, first.stderr).toBe(0);
+    const ns = 'multi-agent-session_20251014_173045';
+    expect(ws.cli(['state', 'get', 'status', '--ns', ns]).stdout.trim()).toBe('active');
+    expect(JSON.parse(ws.cli(['state', 'get', 'current_meeting', '--ns', ns, '--json']).stdout)).toMatchObject({
+      value: { meeting_id: 'planning_20251014_173045', progress: '25%' },
+    });
+    const checkpoints = ws.json<any[]>(['state', 'checkpoints', '--ns', ns]);
+    expect(checkpoints.map((c) => [c.name, c.keys])).toEqual([['checkpoint_20251014_180000', 4]]);
+    expect(ws.cli(['state', 'restore', 'checkpoint_20251014_180000', '--ns', ns]).code).toBe(0);
+    expect(ws.cli(['state', 'get', 'notes', '--ns', ns]).stdout.trim()).toBe('Periodic snapshot during heartbeat cycle');
+    const store = openSqliteStore(ws.dbFile);
+    return store
+      .listSessions()
+      .then((sessions) => {
+        expect(sessions.find((s) => s.id === 'session_20251014_173045')).toMatchObject({ status: 'stopped', host: 'imported' });
+        expect(ws.cli(['import', copy]).stdout).toMatch(/0 imported, 1 skipped/);
+      })
+      .finally(() => store.close());
+  });
+
   it('--dry-run reports and writes nothing; a path with nothing to import is an error', () => {
     const { ws, copy } = withFixture('orchestrator-tasks.db');
     const dry = ws.cli(['import', copy, '--dry-run']);

@@ -1,5 +1,5 @@
 /**
- * `cairn import PATH`: finds the legacy state under PATH, imports each item at most once (a second
+ * `cairn import PATH`: finds the legacy state under PATH (tasks, notes, key-value namespaces), imports each item at most once (a second
  * import adds nothing and says so), copies the originals into <dataDir>/archive/import-<time>/, and
  * reports what was imported and what was skipped and why. With dryRun nothing is written.
  */
@@ -10,7 +10,10 @@ import { policyFromConfig } from '../engine/snapshot.js';
 import { ImportError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
+import { openStateBackend } from '../state/openStateBackend.js';
+import type { StateBackend } from '../state/stateBackend.js';
 import { isExperimentState, readExperimentState } from './importExperiment.js';
+import { importJsonBackend, importMultiAgent, isMultiAgentState, jsonBackendRoot } from './importKeyValue.js';
 import { isOrchestratorDb, readOrchestratorDb } from './importOrchestratorDb.js';
 import type { ImportContext, ImportItem } from './importTypes.js';
 
@@ -23,7 +26,7 @@ export interface ImportReport {
   archivedTo: string | null;
 }
 
-type Source = { kind: 'orchestrator-tasks' | 'experiment'; path: string };
+type Source = { kind: 'orchestrator-tasks' | 'experiment' | 'json-backend' | 'multi-agent-state'; path: string };
 
 /** What PATH holds that cairn can read: the path itself, or what lies up to two levels below it. */
 function findSources(root: string): Source[] {
@@ -33,10 +36,17 @@ function findSources(root: string): Source[] {
     if (isExperimentState(p)) return { kind: 'experiment', path: p };
     return null;
   };
+  const classifyDir = (dir: string): Source | null => {
+    if (isMultiAgentState(dir)) return { kind: 'multi-agent-state', path: dir };
+    const kv = jsonBackendRoot(dir);
+    return kv ? { kind: 'json-backend', path: kv } : null;
+  };
   if (statSync(root).isFile()) {
     const one = classify(root);
     return one ? [one] : [];
   }
+  const own = classifyDir(root);
+  if (own) return [own];
   const found: Source[] = [];
   const walk = (dir: string, depth: number) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -44,7 +54,11 @@ function findSources(root: string): Source[] {
       if (entry.isFile()) {
         const s = classify(p);
         if (s) found.push(s);
-      } else if (entry.isDirectory() && depth > 0) walk(p, depth - 1);
+      } else if (entry.isDirectory()) {
+        const d = classifyDir(p);
+        if (d) found.push(d);
+        else if (depth > 0) walk(p, depth - 1);
+      }
     }
   };
   walk(root, 2);
@@ -61,7 +75,8 @@ export async function runImport(
   const sources = findSources(root);
   if (sources.length === 0) {
     throw new ImportError(
-      `${root} holds nothing cairn can import; it reads an orchestrator's tasks .db (tasks and checkpoints tables) and an experiment's state.yml`,
+      `${root} holds nothing cairn can import; it reads an orchestrator's tasks .db (tasks and checkpoints tables), ` +
+        "an experiment's state.yml, a JSON key-value state directory (<ns>/state.json) and a multi-agent state folder (current_session.json)",
     );
   }
   const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -102,9 +117,24 @@ export async function runImport(
     else report.skipped.push({ label: item.label, reason: `imported before as task ${task.id}` });
   };
 
-  for (const source of sources) {
-    const items = source.kind === 'orchestrator-tasks' ? readOrchestratorDb(source.path, ctx) : readExperimentState(source.path, ctx).items;
-    for (const item of items) await handle(item);
+  let stateBackend: StateBackend | null = null;
+  try {
+    for (const source of sources) {
+      if (source.kind === 'json-backend' || source.kind === 'multi-agent-state') {
+        stateBackend ??= await openStateBackend(options.config, store);
+        const outcome =
+          source.kind === 'json-backend'
+            ? await importJsonBackend(source.path, stateBackend, Boolean(options.dryRun))
+            : await importMultiAgent(source.path, stateBackend, store, Boolean(options.dryRun));
+        report.imported.push(...outcome.imported.map((i) => ({ label: i.label, taskId: null })));
+        report.skipped.push(...outcome.skipped);
+        continue;
+      }
+      const items = source.kind === 'orchestrator-tasks' ? readOrchestratorDb(source.path, ctx) : readExperimentState(source.path, ctx).items;
+      for (const item of items) await handle(item);
+    }
+  } finally {
+    await stateBackend?.close();
   }
 
   if (!options.dryRun && report.imported.length > 0) {
