@@ -57,7 +57,15 @@ export const ConfigSchema = z.strictObject({
   store: z
     .discriminatedUnion('kind', [
       z.strictObject({ kind: z.literal('sqlite'), path: z.string().optional() }),
-      z.strictObject({ kind: z.literal('postgres'), url: z.string().min(1) }),
+      z.strictObject({
+        kind: z.literal('postgres'),
+        url: z.string().min(1),
+        // One schema per cairn installation (default `public`); several may share a database.
+        schema: z
+          .string()
+          .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case PostgreSQL schema name, e.g. "cairn"')
+          .optional(),
+      }),
     ])
     .default({ kind: 'sqlite' }),
   approvals: z

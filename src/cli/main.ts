@@ -196,6 +196,16 @@ stateCommand
   .option('--json', 'print what was moved as JSON')
   .action(async (opts) => (await import('./state.js')).migrate(opts, globals()));
 
+program
+  .command('migrate-store')
+  .description('copy a SQLite database into PostgreSQL and verify the copy (several daemons can then share it)')
+  .option('--from <source>', 'the database to copy: sqlite:PATH')
+  .option('--to <url>', 'the PostgreSQL database: postgres://user@host:5432/database')
+  .option('--schema <name>', 'the PostgreSQL schema to copy into (default: ?schema= in the URL, else public)')
+  .option('--force', 'replace what the target already holds')
+  .option('--json', 'print what was copied as JSON')
+  .action(async (opts) => (await import('./migrateStore.js')).run(opts, globals()));
+
 async function main(argv: string[]): Promise<number> {
   try {
     // `cairn --list-resumable [--json]` is the same as the verb.

@@ -10,7 +10,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
-import { CairnError, InvalidTransitionError, toError } from '../errors.js';
+import { CairnError, InvalidTransitionError, StoreUnavailableError, toError } from '../errors.js';
 import { Engine, StageResultRefused } from '../engine/engine.js';
 import { buildStageInput, toStageEvent } from '../engine/stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
@@ -85,6 +85,7 @@ export class Daemon extends EventEmitter {
   private pollTimer: NodeJS.Timeout | null = null;
   private heartbeatTask: ScheduledTask | null = null;
   private lastChangeMarker = -1;
+  private starting: Promise<StartReport> | null = null;
 
   constructor(private readonly options: DaemonOptions) {
     super();
@@ -111,7 +112,12 @@ export class Daemon extends EventEmitter {
   }
 
   /** Creates the session, settles what crashed sessions left, starts the loops. */
-  async start(): Promise<StartReport> {
+  start(): Promise<StartReport> {
+    this.starting ??= this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<StartReport> {
     const now = this.now();
     const crashedSessions = await markGoneSessions(this.store, now, this.config.heartbeat.staleAfter);
     for (const s of crashedSessions) {
@@ -220,8 +226,14 @@ export class Daemon extends EventEmitter {
 
   /** A run whose task was cancelled, rewound or resumed elsewhere lost its lease: stop its program. */
   private async stopOvertakenRuns(): Promise<void> {
-    for (const run of this.running.values()) {
-      const task = await this.store.getTask(run.taskId);
+    const runs = [...this.running.values()];
+    if (runs.length === 0) return;
+    // One read for all of them: on PostgreSQL each read is a round trip, and this runs on every change others commit.
+    // Each run was claimed before this read, so the read sees at least its claim.
+    const current = new Map((await this.store.listTasks({ ids: runs.map((r) => r.taskId) })).map((t) => [t.id, t]));
+    for (const run of runs) {
+      if (this.running.get(run.taskId) !== run) continue; // finished meanwhile
+      const task = current.get(run.taskId);
       if (task?.lease && task.lease.owner === this.session?.id && task.lease.token === run.leaseToken) continue;
       if (run.controller.signal.aborted) continue;
       this.logger.info(
@@ -348,7 +360,7 @@ export class Daemon extends EventEmitter {
     }
     const event = toStageEvent(run.stage, run.attempt, result, this.now());
     try {
-      const { task: after } = await this.engine.recordStageResult(task.id, event, this.actor, lease.token);
+      const { task: after } = await this.recordResultPatiently(task.id, event, lease.token, controller.signal, log);
       crashPoint('after-result');
       if (event.type === 'STAGE_SUCCEEDED') {
         const verdict = run.stage === 'review' ? ` with verdict ${(event.output as { verdict: string }).verdict}` : '';
@@ -367,12 +379,39 @@ export class Daemon extends EventEmitter {
   }
 
   /**
+   * Records a finished stage's result, trying again while the database cannot be reached (a PostgreSQL
+   * restart, a cut connection): the stage already ran, and dropping its result would leave the task
+   * leased to this live session with nothing running. Safe to repeat: the write is version-checked and
+   * fenced by the lease token. Gives up only when the run is stopped (cancel, shutdown).
+   */
+  private async recordResultPatiently(
+    taskId: number,
+    event: Parameters<Engine['recordStageResult']>[1],
+    leaseToken: number,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<Awaited<ReturnType<Engine['recordStageResult']>>> {
+    for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 5000)) {
+      try {
+        return await this.engine.recordStageResult(taskId, event, this.actor, leaseToken);
+      } catch (e) {
+        if (!(e instanceof StoreUnavailableError) || signal.aborted) throw e;
+        log.warn({ err: toError(e) }, `task ${taskId}: cannot record the result of ${event.stage} attempt ${event.attempt} yet (${e.message}); trying again in ${waitMs} ms`);
+        await sleep(waitMs);
+      }
+    }
+  }
+
+  /**
    * Graceful stop (DESIGN §5): no new dispatch, running stages get shutdownGraceMs to finish, then are
    * stopped and left resumable; the session is marked stopped.
    */
   async stop(): Promise<void> {
     if (this.isStopping) return;
     this.isStopping = true;
+    // A signal can arrive while start() is still under way: wait for it, or it would go on creating
+    // timers and services after they were torn down (and the process would never end cleanly).
+    await this.starting?.catch(() => undefined);
     if (this.pollTimer) clearInterval(this.pollTimer);
     await this.heartbeatTask?.stop();
     await this.heartbeatTask?.destroy();

@@ -19,7 +19,11 @@ export function isPidAlive(pid: number): boolean {
   }
 }
 
-export const thisHost = hostname();
+/**
+ * The machine a session runs on. CAIRN_HOST overrides it where hostnames do not tell machines apart
+ * (containers sharing one name): a pid is only checked for sessions of the same host.
+ */
+export const thisHost = process.env.CAIRN_HOST?.trim() || hostname();
 
 /** A session is gone when it ended, when its process on this host is dead, or when its heartbeat is stale. */
 export function isSessionGone(session: SessionRecord, now: number, staleAfterMs: number): boolean {

@@ -1,7 +1,6 @@
 /** Opens the store the config names. */
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { ConfigError } from '../errors.js';
 import type { Store } from './store.js';
 
 export function sqlitePath(config: Config): string {
@@ -10,12 +9,14 @@ export function sqlitePath(config: Config): string {
     : path.join(config.dataDir, 'cairn.db');
 }
 
-/** Opens (and migrates) the configured database. Creates the data directory and file if missing. */
+/**
+ * Opens (and migrates) the configured database. SQLite: creates the data directory and file if missing.
+ * PostgreSQL: connects and creates the schema if missing; pg is loaded only then.
+ */
 export async function openStore(config: Config): Promise<Store> {
   if (config.store.kind === 'postgres') {
-    throw new ConfigError(
-      'store.kind "postgres" is not available in this build of cairn; use the default SQLite store (remove "store" or set {"kind": "sqlite"})',
-    );
+    const { openPostgresStore } = await import('./postgres.js');
+    return openPostgresStore(config.store.url, { schema: config.store.schema });
   }
   const { openSqliteStore } = await import('./sqlite.js');
   return openSqliteStore(sqlitePath(config), { durability: config.durability });

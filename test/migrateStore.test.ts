@@ -1,0 +1,222 @@
+/**
+ * `cairn migrate-store --from sqlite:PATH --to postgres://…`: a SQLite database with a few hundred
+ * tasks in every kind of state is copied, and `show --json`, `history --json` and `list --json` print
+ * the same bytes on both sides for every task; a non-empty target is refused unless --force; a daemon
+ * still running on the source is refused; the verification catches a copy that differs.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import * as history from '../src/cli/history.js';
+import * as list from '../src/cli/list.js';
+import * as show from '../src/cli/show.js';
+import type { GlobalOptions, Output } from '../src/cli/context.js';
+import { defaultConfig } from '../src/config.js';
+import { thisHost } from '../src/daemon/sessions.js';
+import { Engine } from '../src/engine/engine.js';
+import { StoreError } from '../src/errors.js';
+import { copyRows, verifyCopy } from '../src/store/copyStore.js';
+import { openPostgresStore, type PostgresStore } from '../src/store/postgres.js';
+import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
+import type { Store } from '../src/store/store.js';
+import { CAIRN_BIN } from './helpers/cairnProcess.js';
+import { adminQuery, dropTestSchemas, newTestSchema, schemaUrl } from './helpers/postgres.js';
+import { tempDir } from './helpers/tmp.js';
+
+const T0 = 1_700_000_000_000;
+let now = T0;
+const closers: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+afterAll(async () => {
+  await dropTestSchemas();
+});
+
+/** Builds a SQLite database holding `count` tasks across every state, with dependencies, notes, leases and sessions. */
+async function buildSource(count: number): Promise<{ dir: string; file: string; ids: number[] }> {
+  const dir = tempDir();
+  const file = path.join(dir, 'state', 'cairn.db');
+  const store = openSqliteStore(file, { durability: 'normal' });
+  const auto = new Engine(store, defaultConfig({ approvals: { plan: 'auto', implementation: 'auto' }, limits: { stageAttempts: 2 } }), () => now);
+  const manual = new Engine(store, defaultConfig({}), () => now);
+  await store.createSession({ id: 'old-daemon', pid: 999_999, host: thisHost, at: now });
+  const step = async (engine: Engine, id: number, ok: boolean, output: unknown) => {
+    const claim = await store.claimRun(id, 'old-daemon', now, 60_000);
+    if (!claim) throw new Error(`task ${id}: nothing to claim`);
+    now += 7;
+    const event = ok
+      ? { type: 'STAGE_SUCCEEDED' as const, stage: claim.run.stage, attempt: claim.run.attempt, output, at: now }
+      : { type: 'STAGE_FAILED' as const, stage: claim.run.stage, attempt: claim.run.attempt, reason: 'exit' as const, message: 'exit 3', exitCode: 3, at: now };
+    const after = (await engine.recordStageResult(id, event, 'daemon:old', claim.lease.token)).task;
+    if (!ok) now += 60_000; // past the retry's backoff
+    return after;
+  };
+  const ids: number[] = [];
+  for (let i = 0; i < count; i++) {
+    now += 13;
+    const kind = i % 8;
+    const engine = kind === 2 || kind === 3 ? manual : auto;
+    const deps = i > 10 && i % 5 === 0 ? [ids[i - 3], ids[i - 7]] : [];
+    const priority = (['high', 'medium', 'low'] as const)[i % 3];
+    const { id } = await engine.submit({ request: `task ${i}: ünïcødé "quoted" ${'x'.repeat(i % 40)}`, priority, tags: [`t${i % 4}`, 'all'], dependsOn: deps }, `user:u${i % 3}`);
+    ids.push(id);
+    if (kind === 0) continue; // pending
+    if (deps.length) continue;
+    await engine.start(id, 'daemon:old');
+    if (kind === 1) {
+      // completed, with outputs of every shape
+      await step(engine, id, true, { steps: [i, 'two'], z: null, a: { nested: true } });
+      await step(engine, id, true, `implemented ${i}`);
+      await step(engine, id, true, { verdict: 'approve', comments: 'ok' });
+      await step(engine, id, true, 'verified');
+    } else if (kind === 2) {
+      await step(engine, id, true, { plan: i }); // waiting at the plan gate
+      if (i % 16 === 2) await engine.approve(id, 'ann', 'go');
+    } else if (kind === 3) {
+      await step(engine, id, true, { plan: i });
+      await engine.reject(id, 'not like this', 'bob');
+    } else if (kind === 4) {
+      await step(engine, id, false, null);
+      await step(engine, id, false, null); // failed after two attempts
+    } else if (kind === 5) {
+      await engine.cancel(id, 'carol', 'no longer needed');
+    } else if (kind === 6) {
+      await step(engine, id, true, { plan: i });
+      await step(engine, id, true, 'impl');
+      await engine.rewind(id, 'after_planning', 'dave');
+      await engine.note(id, { kind: 'decision', text: `rewound ${i}`, rationale: 'try again', impact: 'high', category: null }, 'dave');
+    } else {
+      await store.claimRun(id, 'old-daemon', now, 60_000); // running when the daemon died: leased, resumable
+      await store.recordRunProcess(id, 'plan', 1, 4242);
+    }
+  }
+  await store.addNotes([
+    { taskId: ids[1], scope: null, kind: 'insight', text: 'indexes matter', rationale: null, impact: null, category: 'perf', stage: null, attempt: null, source: 'cli', actor: 'ann', at: now },
+    { taskId: null, scope: 'experiment-7', kind: 'insight', text: 'kept for a scope', rationale: null, impact: null, category: null, stage: null, attempt: null, source: 'import', actor: 'import', at: now },
+  ]);
+  await auto.submitOnce({ source: 'inbox', key: 'sha-abc' }, [{ request: 'from the inbox' }], 'inbox');
+  ids.push(...(await store.findIntake({ source: 'inbox', key: 'sha-abc' }))!);
+  await store.createSession({ id: 'stopped-daemon', pid: 1, host: 'elsewhere', at: now });
+  await store.endSession('stopped-daemon', 'stopped', now + 5);
+  // State keys live in the same file but have no PostgreSQL table yet: they must be reported, not lost silently.
+  store.db.prepare("INSERT INTO kv_entries (ns, key, value, updated_at) VALUES ('task-1', 'phase', '\"building\"', '2026-01-01T00:00:00.000Z')").run();
+  await store.close();
+  writeFileSync(path.join(dir, 'cairn.config.json'), '{}');
+  return { dir, file, ids };
+}
+
+function migrate(dir: string, args: string[]) {
+  const r = spawnSync(process.execPath, [CAIRN_BIN, 'migrate-store', ...args], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, CAIRN_DATABASE_URL: '' } });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs a read verb in this process, as `cairn VERB … --json` would, and returns what it printed. */
+async function printed(verb: (io: Output) => Promise<void>): Promise<string> {
+  let out = '';
+  await verb({ out: (t) => (out += t), err: () => undefined });
+  return out;
+}
+
+function cliJson(dir: string, args: string[]) {
+  const r = spawnSync(process.execPath, [CAIRN_BIN, ...args, '--json'], { cwd: dir, encoding: 'utf8', timeout: 30_000, env: { ...process.env, CAIRN_DATABASE_URL: '' } });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+async function opened<T extends Store>(store: Promise<T> | T): Promise<T> {
+  const s = await store;
+  closers.push(() => s.close());
+  return s;
+}
+
+describe('migrate-store', () => {
+  it('copies a few hundred tasks; show, history and list print the same on both sides; refuses a non-empty target unless --force', { timeout: 120_000 }, async () => {
+    const { dir, file, ids } = await buildSource(300);
+    const url = schemaUrl(await newTestSchema('move'));
+
+    const first = migrate(dir, ['--from', `sqlite:${path.relative(dir, file)}`, '--to', url, '--json']);
+    expect(first.code, first.stderr).toBe(0);
+    const report = JSON.parse(first.stdout);
+    expect(report.tables.tasks).toBe(ids.length);
+    expect(report.tasks_verified).toBe(ids.length);
+    expect(report.tables.notes).toBeGreaterThan(30);
+    expect(report.tables.sessions).toBe(2);
+    expect(report.tables.intake_keys).toBe(1);
+    expect(report.skipped).toEqual([{ table: 'kv_entries', rows: 1, reason: expect.stringContaining('PostgreSQL') }]);
+    expect(first.stderr).toContain('not copied: 1 row(s) of kv_entries');
+
+    const sqliteSide: GlobalOptions = { config: path.join(dir, 'cairn.config.json'), dataDir: path.join(dir, 'state') };
+    const pgSide: GlobalOptions = { config: path.join(dir, 'cairn.config.json'), database: url };
+    for (const id of ids) {
+      for (const verb of [show, history]) {
+        const [a, b] = [
+          await printed((io) => verb.run(String(id), { json: true }, sqliteSide, io)),
+          await printed((io) => verb.run(String(id), { json: true }, pgSide, io)),
+        ];
+        expect(b, `task ${id}`).toBe(a);
+      }
+    }
+    for (const filter of [{}, { status: 'failed' }, { tag: 't2' }, { resumable: true }]) {
+      const [a, b] = [await printed((io) => list.run({ ...filter, json: true }, sqliteSide, io)), await printed((io) => list.run({ ...filter, json: true }, pgSide, io))];
+      expect(b).toBe(a);
+      expect(JSON.parse(b).length).toBeGreaterThan(0);
+    }
+    // And through the real binary, for a few tasks of different kinds.
+    for (const id of [ids[1], ids[4], ids[7]]) {
+      expect(cliJson(dir, ['show', String(id), '--database', url])).toBe(cliJson(dir, ['show', String(id)]));
+      expect(cliJson(dir, ['history', String(id), '--database', url])).toBe(cliJson(dir, ['history', String(id)]));
+    }
+
+    const again = migrate(dir, ['--from', `sqlite:${file}`, '--to', url]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`is not empty (${ids.length} tasks`);
+    expect(again.stderr).toContain('--force');
+    const forced = migrate(dir, ['--from', `sqlite:${file}`, '--to', url, '--force', '--json']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(JSON.parse(forced.stdout)).toMatchObject({ tables: report.tables, replaced: { tasks: ids.length } });
+    const target = await opened(openPostgresStore(url));
+    expect((await target.listTasks()).length).toBe(ids.length);
+    // Ids go on where the copy left off.
+    const next = await new Engine(target, defaultConfig({})).submit({ request: 'after the move' }, 'user:test');
+    expect(next.id).toBe(Math.max(...ids) + 1);
+  });
+
+  it('refuses a source a daemon still runs on, and a source file that does not exist', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'cairn.db');
+    const store = openSqliteStore(file);
+    await store.createSession({ id: 'live', pid: 1, host: 'another-machine', at: Date.now() });
+    await store.close();
+    const url = schemaUrl(await newTestSchema('live'));
+    const refused = migrate(dir, ['--from', `sqlite:${file}`, '--to', url]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`a daemon is running on ${file}: session live (pid 1 on another-machine)`);
+    expect(await adminQuery('SELECT count(*)::int AS n FROM tasks', [], new URL(url).searchParams.get('schema')!)).toEqual([{ n: 0 }]);
+    const missing = migrate(dir, ['--from', 'sqlite:nope.db', '--to', url]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`there is no SQLite database at ${path.join(dir, 'nope.db')}`);
+    expect(migrate(dir, ['--from', 'mysql://x', '--to', url]).code).toBe(2);
+  });
+
+  it('the verification finds a copy that differs, by task', async () => {
+    const { file } = await buildSource(24);
+    const source: SqliteStore = await opened(openSqliteStore(file));
+    const schema = await newTestSchema('verify');
+    const target: PostgresStore = await opened(openPostgresStore(schemaUrl(schema)));
+    const { tables } = await copyRows(source, target, { replace: false });
+    expect(await verifyCopy(source, target, tables)).toBe(25);
+    const tamper = (from: string, to: string) => adminQuery('UPDATE transitions SET event = replace(event, $1, $2) WHERE task_id = 2 AND seq = 2', [from, to], schema);
+    await tamper('"type":"START"', '"type":"START","forged":true');
+    const error = await verifyCopy(source, target, tables).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect((error as Error).message).toMatch(/task 2: (history|show) differs/);
+    await tamper('"type":"START","forged":true', '"type":"START"');
+    expect(await verifyCopy(source, target, tables)).toBe(25);
+    await adminQuery('DELETE FROM notes WHERE task_id IS NULL', [], schema);
+    await expect(verifyCopy(source, target, tables)).rejects.toThrow(/notes: \d+ rows in the source, \d+ in the target/);
+  });
+});
