@@ -110,8 +110,10 @@ export const ConfigSchema = z.strictObject({
       keepDaily: z.number().int().min(0).default(30),
       archive: z.boolean().default(true),
       onStart: z.boolean().default(true),
+      // How often the heartbeat checks that the newest snapshot would restore; null: never.
+      drillEvery: Duration.nullable().default(86_400_000),
     })
-    .default({ cron: '0 * * * *', keepHourly: 24, keepDaily: 30, archive: true, onStart: true }),
+    .default({ cron: '0 * * * *', keepHourly: 24, keepDaily: 30, archive: true, onStart: true, drillEvery: 86_400_000 }),
   history: z.strictObject({ keepDays: z.number().int().min(1).nullable().default(null) }).default({ keepDays: null }),
   cycle: z
     .strictObject({

@@ -79,6 +79,7 @@ for (const [name, description] of [
     .description(description)
     .argument('<id>', 'task id')
     .option('--json', 'machine-readable output')
+    .option('--archived', 'also look in the history archives (state/archive/history-*.db, history.keepDays)')
     .action(async (id, opts) => (await import(`./${name}.js`)).run(id, opts, globals()));
 }
 
@@ -160,14 +161,6 @@ program
   .option('--json', 'print what was written as JSON')
   .action(async (opts) => (await import('./views.js')).rebuild(opts, globals()));
 
-program
-  .command('import')
-  .description('bring legacy state (an orchestrator tasks .db, an experiment state.yml) into the database')
-  .argument('<path>', 'a legacy file or a directory holding them')
-  .option('--dry-run', 'report what would be imported; write nothing')
-  .option('--json', 'print the report as JSON')
-  .action(async (target, opts) => (await import('./import.js')).run(target, opts, globals()));
-
 // `cairn state …`: key-value state; the namespace is --ns, else $CAIRN_STATE_NS (handlers in state.ts).
 const stateCommand = program.command('state').description('key-value state: namespaced keys with JSON values, and checkpoints');
 const nsOption = () => new Option('--ns <namespace>', 'the namespace (default: $CAIRN_STATE_NS)');
@@ -195,6 +188,51 @@ stateCommand
   .option('--replace', 'overwrite namespaces the target already holds')
   .option('--json', 'print what was moved as JSON')
   .action(async (opts) => (await import('./state.js')).migrate(opts, globals()));
+
+program
+  .command('heartbeat')
+  .description('run one heartbeat cycle now: sessions, flags, snapshot if due, retention, drill, history, cycle')
+  .option('--json', 'print the cycle\'s report as JSON')
+  .action(async (opts) => {
+    exitCode = await (await import('./heartbeat.js')).run(opts, globals());
+  });
+
+program
+  .command('snapshot')
+  .description('take a consistent snapshot of the database into state/snapshots/ now')
+  .option('--name <name>', 'name it (kept until you remove it), e.g. before_upgrade')
+  .option('--json', 'print the snapshot as JSON')
+  .action(async (opts) => (await import('./snapshot.js')).run(opts, globals()));
+
+program
+  .command('snapshots')
+  .description('list the snapshots, newest first')
+  .option('--archived', 'include those retention moved to state/archive/')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./snapshots.js')).run(opts, globals()));
+
+program
+  .command('restore')
+  .description('put a snapshot back as the database (a pre-restore snapshot is taken first); the daemon must be stopped')
+  .argument('[name]', 'the snapshot, as `cairn snapshots` names it')
+  .option('--latest', 'the newest snapshot')
+  .option('--json', 'print what was restored as JSON')
+  .action(async (name, opts) => (await import('./restore.js')).run(name, opts, globals()));
+
+program
+  .command('backup')
+  .description('write a consistent copy of the database to PATH (SQLite), or a pg_dump (PostgreSQL)')
+  .argument('[path]', 'file or directory (default: state/backups/)')
+  .option('--json', 'print the backup as JSON')
+  .action(async (target, opts) => (await import('./backup.js')).run(target, opts, globals()));
+
+program
+  .command('import')
+  .description('bring legacy state (an orchestrator tasks .db, an experiment state.yml) into the database')
+  .argument('<path>', 'a legacy file or a directory holding them')
+  .option('--dry-run', 'report what would be imported; write nothing')
+  .option('--json', 'print the report as JSON')
+  .action(async (target, opts) => (await import('./import.js')).run(target, opts, globals()));
 
 program
   .command('migrate-store')

@@ -12,17 +12,13 @@ export async function run(opts: { json?: boolean }, global: GlobalOptions, io: O
     const live = sessions.filter((s) => !isSessionGone(s, now, config.heartbeat.staleAfter));
     const counts = await store.countByStatus();
     const resumable = await store.findResumable(now);
-    const waiting = await store.listTasks({ status: 'awaiting_approval' });
     const flags: { kind: string; task?: number; session?: string; message: string }[] = [];
     for (const t of resumable) {
       flags.push({ kind: 'resumable', task: t.id, message: `task ${t.id} was interrupted in ${t.runStage}; \`cairn start\` or \`cairn resume ${t.id}\` resumes it` });
     }
-    for (const t of waiting) {
-      const waitedMs = now - t.updatedAt;
-      if (waitedMs > config.heartbeat.approvalReminderAfter) {
-        flags.push({ kind: 'approval_waiting', task: t.id, message: `task ${t.id} has waited ${Math.round(waitedMs / 3_600_000)} h at ${t.state}` });
-      }
-    }
+    // Stuck stages, approvals waiting, stale sessions, failing heartbeat parts, a failed restore drill.
+    const health = await (await import('../daemon/healthStatus.js')).collectHealth(config, store, sessions, now);
+    flags.push(...health.flags);
     if (live.length === 0) flags.push({ kind: 'no_daemon', message: 'no daemon is running; start one with `cairn start`' });
     const latest = sessions[0] ?? null;
     const sizeBytes = store.kind === 'sqlite' ? safeSize(store.location) : null;
@@ -30,8 +26,14 @@ export async function run(opts: { json?: boolean }, global: GlobalOptions, io: O
       session: live[0] ? sessionJson(live[0]) : latest ? sessionJson(latest) : null,
       sessions: live.map(sessionJson),
       counts,
-      heartbeat: { last: iso(live[0]?.lastHeartbeatAt ?? latest?.lastHeartbeatAt), cron: config.heartbeat.cron, stale_after_ms: config.heartbeat.staleAfter },
-      snapshots: { last: null, cron: config.snapshots.cron },
+      heartbeat: {
+        last: iso(live[0]?.lastHeartbeatAt ?? latest?.lastHeartbeatAt),
+        cron: config.heartbeat.cron,
+        stale_after_ms: config.heartbeat.staleAfter,
+        last_cycle: health.lastCycle,
+      },
+      snapshots: { cron: config.snapshots.cron, ...health.snapshots },
+      stale_sessions: health.staleSessions,
       database: { kind: store.kind, location: store.location, size_bytes: sizeBytes },
       flags,
     };
@@ -45,6 +47,19 @@ export async function run(opts: { json?: boolean }, global: GlobalOptions, io: O
     lines.push(`database ${store.location}${sizeBytes !== null ? ` (${(sizeBytes / 1024).toFixed(0)} KiB)` : ''}`);
     const countRows = Object.entries(counts);
     lines.push(`tasks    ${countRows.length ? countRows.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
+    if (health.lastCycle) {
+      const failed = health.lastCycle.failed_parts.map((p) => p.name);
+      lines.push(`heartbeat last cycle ${health.lastCycle.at} (${health.lastCycle.ms} ms)${failed.length ? `: ${failed.join(', ')} FAILED` : ': ok'}`);
+    }
+    const snap = health.snapshots as { last: { name: string; created_at: string; size_bytes: number } | null; next: string | null; count: number; last_drill: { at: string; ok: boolean; snapshot: string } | null; note?: string };
+    if (snap.note) lines.push(`snapshot ${snap.note}`);
+    else {
+      lines.push(
+        `snapshot ${snap.last ? `last ${snap.last.name} at ${snap.last.created_at} (${(snap.last.size_bytes / 1024).toFixed(0)} KiB)` : 'none yet'}` +
+          `${snap.next ? `, next at ${snap.next}` : ''}; ${snap.count} kept` +
+          `; restore drill: ${snap.last_drill ? `${snap.last_drill.ok ? 'passed' : 'FAILED'} at ${snap.last_drill.at} (${snap.last_drill.snapshot || 'no snapshot'})` : 'not run yet'}`,
+      );
+    }
     if (flags.length) {
       lines.push('flags:');
       lines.push(table(flags.map((f) => ['  ' + f.kind, f.message])));

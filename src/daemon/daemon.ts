@@ -19,6 +19,8 @@ import { openTaskState } from '../state/stateNamespace.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { crashPoint } from './crashPoints.js';
+import { takeStartupSnapshot } from '../snapshots/snapshotSchedule.js';
+import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { endLeftoverRun } from './orphans.js';
 import { markGoneSessions, thisHost } from './sessions.js';
 
@@ -84,6 +86,7 @@ export class Daemon extends EventEmitter {
   private isTickPending = false;
   private pollTimer: NodeJS.Timeout | null = null;
   private heartbeatTask: ScheduledTask | null = null;
+  private heartbeatRunner: Heartbeat | null = null;
   private lastChangeMarker = -1;
   private starting: Promise<StartReport> | null = null;
 
@@ -123,12 +126,25 @@ export class Daemon extends EventEmitter {
     for (const s of crashedSessions) {
       this.logger.warn({ session: s.id, pid: s.pid, host: s.host, status: s.status }, `session ${s.id} (pid ${s.pid}) ended without stopping; marked ${s.status}`);
     }
+    // Validates the cron expressions before anything else starts; taken before resuming, so a resume can be undone.
+    // `cairn run` (only some tasks) leaves snapshots and the cycle command to `cairn start`.
+    const upkeep = this.only === null;
+    this.heartbeatRunner = new Heartbeat({ store: this.store, config: this.config, engine: this.engine, logger: this.logger, now: this.now, host: this.heartbeatHost(), upkeep });
+    if (upkeep) await takeStartupSnapshot({ store: this.store, config: this.config, logger: this.logger, now });
     this.session = await this.store.createSession({ id: randomUUID(), pid: process.pid, host: thisHost, at: now });
     this.actor = `daemon:${this.session.id.slice(0, 8)}`;
     const { resumed, leftResumable } = await this.resumeInterrupted(true);
+    if (resumed.length) {
+      const from = [...new Set(crashedSessions.map((s) => `${s.id} (${s.status})`))];
+      this.logger.info(
+        { tasks: resumed, sessions: crashedSessions.map((s) => s.id) },
+        `resuming ${resumed.length} interrupted task(s): ${resumed.join(', ')}${from.length ? `, left by session ${from.join(', ')}` : ''}`,
+      );
+    }
     this.lastChangeMarker = await this.store.changeMarker();
     this.pollTimer = setInterval(() => void this.poll(), this.pollMs);
-    this.heartbeatTask = cron.schedule(this.config.heartbeat.cron, () => void this.heartbeat(), { noOverlap: true });
+    // No noOverlap: while a slow cycle (a long cycle command) runs, later ticks still renew the session.
+    this.heartbeatTask = cron.schedule(this.config.heartbeat.cron, () => void this.heartbeat());
     this.logger.info(
       { session: this.session.id, dataDir: this.config.dataDir, store: this.store.location, concurrency: this.config.concurrency },
       `cairn daemon started (session ${this.session.id})`,
@@ -192,19 +208,51 @@ export class Daemon extends EventEmitter {
     }
   }
 
-  /** Runs one heartbeat: renews the session and leases, marks gone sessions, resumes what they left. */
+  /**
+   * Runs one heartbeat cycle (src/daemon/heartbeat.ts): renews the session and leases, marks gone
+   * sessions, resumes what they left, flags what needs a human, and does the snapshot upkeep.
+   */
   async heartbeat(): Promise<void> {
-    if (!this.session || this.isStopping) return;
+    if (!this.session || this.isStopping || !this.heartbeatRunner) return;
     try {
-      const now = this.now();
-      await this.store.heartbeatSession(this.session.id, now, this.leaseMs);
-      const gone = await markGoneSessions(this.store, now, this.config.heartbeat.staleAfter, this.session.id);
-      for (const s of gone) this.logger.warn({ session: s.id, pid: s.pid, status: s.status }, `session ${s.id} marked ${s.status}; its tasks are resumable`);
-      if (this.resumePolicy === 'all') await this.resumeInterrupted(false);
+      await this.heartbeatRunner.runCycle();
       this.requestTick();
     } catch (e) {
       this.logger.error({ err: toError(e) }, `heartbeat failed: ${toError(e).message}; the daemon carries on`);
     }
+  }
+
+  private heartbeatHost(): HeartbeatHost {
+    const session = () => this.session?.id ?? null;
+    return {
+      get sessionId() {
+        return session();
+      },
+      replaceLostSession: () => this.replaceLostSession(),
+      resumeInterrupted: async () => (this.resumePolicy === 'all' ? (await this.resumeInterrupted(false)).resumed : []),
+    };
+  }
+
+  /**
+   * Our session row was marked stale by another process (this process was frozen or starved past
+   * staleAfter), so others may already be resuming the stages we run: stop them all (their results
+   * would be refused anyway: the lease is fenced) and carry on as a new session. Writes a session row.
+   */
+  private async replaceLostSession(): Promise<{ lost: string; replacement: string }> {
+    const lost = this.session!.id;
+    const stopping = [...this.running.values()];
+    this.logger.error(
+      { session: lost, tasks: stopping.map((r) => r.taskId) },
+      `session ${lost} was marked stale by another process: this daemon stopped answering for over ${Math.round(this.leaseMs / 1000)} s ` +
+        `(frozen, suspended or starved). Its leases are no longer its own: stopping ${stopping.length} running stage(s)` +
+        `${stopping.length ? ` (tasks ${stopping.map((r) => r.taskId).join(', ')})` : ''} and carrying on as a new session`,
+    );
+    for (const r of stopping) r.controller.abort();
+    await Promise.all(stopping.map((r) => r.done));
+    this.session = await this.store.createSession({ id: randomUUID(), pid: process.pid, host: thisHost, at: this.now() });
+    this.actor = `daemon:${this.session.id.slice(0, 8)}`;
+    this.logger.warn({ session: this.session.id, replaces: lost }, `carrying on as session ${this.session.id} (replaces ${lost})`);
+    return { lost, replacement: this.session.id };
   }
 
   /** Notices commits by other processes (CLI approve, cancel, submit) and reacts within one poll. */
@@ -414,6 +462,7 @@ export class Daemon extends EventEmitter {
     await this.starting?.catch(() => undefined);
     if (this.pollTimer) clearInterval(this.pollTimer);
     await this.heartbeatTask?.stop();
+    await this.heartbeatRunner?.stop();
     await this.heartbeatTask?.destroy();
     for (const service of this.options.services ?? []) {
       try {

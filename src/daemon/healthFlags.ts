@@ -1,0 +1,75 @@
+/**
+ * What needs a human, found the same way by the heartbeat (which logs it) and by `cairn status`
+ * (which shows it): stages running past their timeout, approvals waiting past
+ * `heartbeat.approvalReminderAfter`, and sessions recently marked stale.
+ */
+import type { Config } from '../config.js';
+import type { SessionRecord, Store } from '../store/store.js';
+import type { HealthFlag } from './heartbeatLog.js';
+
+/**
+ * A stage's own timer kills it at its timeout (SIGKILL 2 s later); one still leased this long after
+ * is not being watched by anyone: its daemon is hung, frozen or starved.
+ */
+const STUCK_GRACE_MS = 10_000;
+/** A stale session stays in the flags this long after it was marked. */
+const STALE_SESSION_FLAG_MS = 86_400_000;
+
+export function formatDuration(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  if (ms < 172_800_000) return `${Math.round(ms / 3_600_000)} h`;
+  return `${Math.round(ms / 86_400_000)} days`;
+}
+
+/** Leased stages running past their configured timeout. Reads the store. */
+export async function findStuckTasks(store: Store, config: Config, now: number): Promise<HealthFlag[]> {
+  const flags: HealthFlag[] = [];
+  for (const task of await store.listTasks({ status: 'in_progress' })) {
+    if (!task.lease) continue;
+    const run = (await store.getStageRuns(task.id)).find((r) => r.outcome === null);
+    if (!run) continue;
+    const spec = config.stages[run.stage];
+    const timeoutMs = 'timeout' in spec ? spec.timeout : undefined;
+    if (timeoutMs === undefined) continue;
+    const ranMs = now - run.startedAt;
+    if (ranMs <= timeoutMs + STUCK_GRACE_MS) continue;
+    flags.push({
+      kind: 'stuck',
+      task: task.id,
+      session: task.lease.owner,
+      message:
+        `task ${task.id} has been in its ${run.stage} stage (attempt ${run.attempt}) for ${formatDuration(ranMs)}, past its timeout of ${formatDuration(timeoutMs)}; ` +
+        `session ${task.lease.owner} may be hung: check that daemon, or \`cairn cancel ${task.id}\``,
+    });
+  }
+  return flags;
+}
+
+/** Tasks at an approval gate for longer than `heartbeat.approvalReminderAfter`. Reads the store. */
+export async function findWaitingApprovals(store: Store, config: Config, now: number): Promise<HealthFlag[]> {
+  const flags: HealthFlag[] = [];
+  for (const task of await store.listTasks({ status: 'awaiting_approval' })) {
+    const waitedMs = now - task.updatedAt;
+    if (waitedMs <= config.heartbeat.approvalReminderAfter) continue;
+    flags.push({
+      kind: 'approval_waiting',
+      task: task.id,
+      message: `task ${task.id} has waited ${formatDuration(waitedMs)} at ${task.state}; \`cairn approve ${task.id}\` or \`cairn reject ${task.id} --reason …\``,
+    });
+  }
+  return flags;
+}
+
+/** Sessions marked stale in the last day: a daemon that stopped answering without dying. Pure. */
+export function staleSessionFlags(sessions: SessionRecord[], now: number): HealthFlag[] {
+  return sessions
+    .filter((s) => s.status === 'stale' && now - (s.endedAt ?? s.lastHeartbeatAt) < STALE_SESSION_FLAG_MS)
+    .map((s) => ({
+      kind: 'stale_session',
+      session: s.id,
+      message:
+        `session ${s.id} (pid ${s.pid} on ${s.host}) sent no heartbeat after ${new Date(s.lastHeartbeatAt).toISOString()} and was marked stale; ` +
+        'its tasks were freed for resume. If that process is still there, it was frozen or starved: check it',
+    }));
+}

@@ -1,0 +1,104 @@
+/**
+ * A consistent copy of the live database through SQLite's online backup API, taken while other
+ * processes keep committing. The copy reads through its own connection inside one read transaction:
+ * in WAL mode that pins one committed moment for the whole copy (writers carry on; the backup never
+ * restarts because nothing changes under it), and the task count read in the same transaction is the
+ * live database's count at exactly the moment copied. The store's own connection is left alone, so
+ * the daemon keeps committing through it while a copy runs.
+ */
+import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { SnapshotError, toError } from '../errors.js';
+
+const BUSY_TIMEOUT_MS = 15_000;
+/** Pages per backup step after the first: all of them, so the copy is one step. */
+const ALL_PAGES = 0x7fffffff;
+
+export interface CopiedDatabase {
+  file: string;
+  sizeBytes: number;
+  sha256: string;
+  tasks: number;
+  schemaVersion: number;
+  ms: number;
+}
+
+/** Files up to this size are hashed in one read; larger ones are streamed so memory stays flat. */
+const HASH_IN_ONE_READ_BYTES = 32 * 1024 * 1024;
+
+/** The sha256 of a file. Reads the file. */
+export function sha256OfFile(file: string): Promise<string> {
+  if (statSync(file).size <= HASH_IN_ONE_READ_BYTES) return Promise.resolve(createHash('sha256').update(readFileSync(file)).digest('hex'));
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(file)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+/** fsyncs a file or directory, so a rename or a copy survives a power cut. */
+export function fsyncPath(p: string): void {
+  const fd = openSync(p, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Copies `liveFile` to `destFile` (which must not exist): backup into `destFile.partial`, switch the
+ * copy to a self-contained rollback journal (no -wal/-shm needed to open it read-only), fsync, mode
+ * 0600, then rename into place. The destination directory must exist. Returns the copy's checksum
+ * and the live task count at the copied moment. `durability` follows the config: with "normal" (the
+ * database itself survives process crashes, not power loss) the copy is not fsynced either.
+ */
+export async function copyDatabase(liveFile: string, destFile: string, durability: 'full' | 'normal' = 'full'): Promise<CopiedDatabase> {
+  const started = performance.now();
+  if (!existsSync(liveFile)) throw new SnapshotError(`there is no database at ${liveFile} to copy`);
+  if (existsSync(destFile)) throw new SnapshotError(`${destFile} already exists; cairn will not overwrite it`);
+  if (!existsSync(path.dirname(destFile))) throw new SnapshotError(`the directory ${path.dirname(destFile)} does not exist`);
+  const partial = `${destFile}.partial`;
+  if (existsSync(partial)) unlinkSync(partial); // left by a copy that crashed
+  // Created 0600 before SQLite writes a byte into it: the directory may be one anybody can read.
+  closeSync(openSync(partial, 'wx', 0o600));
+  let tasks: number;
+  let schemaVersion: number;
+  const source = new Database(liveFile, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  try {
+    source.exec('BEGIN');
+    // The first read starts the read transaction the backup then copies from.
+    tasks = source.prepare('SELECT count(*) FROM tasks').pluck().get() as number;
+    schemaVersion = (source.prepare('SELECT coalesce(max(version), 0) FROM schema_migrations').pluck().get() as number) ?? 0;
+    await source.backup(partial, { progress: () => ALL_PAGES });
+    source.exec('COMMIT');
+  } catch (e) {
+    if (existsSync(partial)) unlinkSync(partial);
+    throw new SnapshotError(`copying ${liveFile} failed: ${toError(e).message}`, { cause: e });
+  } finally {
+    source.close();
+  }
+  try {
+    const copy = new Database(partial);
+    try {
+      // One fsync below covers this rewrite of the header.
+      copy.pragma('synchronous = OFF');
+      copy.pragma('journal_mode = DELETE');
+    } finally {
+      copy.close();
+    }
+    if (durability === 'full') fsyncPath(partial);
+    const sha256 = await sha256OfFile(partial);
+    const sizeBytes = statSync(partial).size;
+    renameSync(partial, destFile);
+    if (durability === 'full') fsyncPath(path.dirname(destFile));
+    return { file: destFile, sizeBytes, sha256, tasks, schemaVersion, ms: Math.round(performance.now() - started) };
+  } catch (e) {
+    if (existsSync(partial)) unlinkSync(partial);
+    throw new SnapshotError(`finishing the copy ${destFile} failed: ${toError(e).message}`, { cause: e });
+  }
+}

@@ -1,0 +1,60 @@
+/** Takes a snapshot: a consistent copy of the live database into `state/snapshots/`, with its record. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { SnapshotError } from '../errors.js';
+import { ensurePrivateDir } from '../store/sqlite.js';
+import { assertSnapshotName, timestampedName, writeRecord, type SnapshotKind, type SnapshotRecord } from './catalog.js';
+import { copyDatabase } from './copyDatabase.js';
+
+export interface TakeSnapshotOptions {
+  dbFile: string;
+  snapshotsDir: string;
+  /** Also checked for name clashes: a name stays unique once retention has moved its snapshot. */
+  archiveDir: string;
+  kind: SnapshotKind;
+  /** Required for kind `named`; other kinds are named after their kind and time. */
+  name?: string;
+  now: number;
+  /** The config's durability: "normal" skips the fsyncs, as the database itself does. */
+  durability?: 'full' | 'normal';
+}
+
+/**
+ * Copies the database (online backup, while others commit) and writes its record. Creates the
+ * snapshots directory (0700); the snapshot and its record are 0600. Throws SnapshotError on a name
+ * already taken.
+ */
+export async function takeSnapshot(options: TakeSnapshotOptions): Promise<SnapshotRecord & { ms: number }> {
+  const { snapshotsDir, archiveDir, kind, now } = options;
+  ensurePrivateDir(snapshotsDir);
+  let name: string;
+  if (options.name !== undefined) {
+    assertSnapshotName(options.name);
+    name = options.name;
+    if (isTaken(name, snapshotsDir, archiveDir)) {
+      throw new SnapshotError(`a snapshot called "${name}" already exists; pick another name (\`cairn snapshots\` lists the names taken)`);
+    }
+  } else {
+    const base = timestampedName(kind, now);
+    name = base;
+    for (let i = 2; isTaken(name, snapshotsDir, archiveDir); i++) name = `${base}-${i}`;
+  }
+  const copy = await copyDatabase(options.dbFile, path.join(snapshotsDir, `${name}.db`), options.durability);
+  const record: SnapshotRecord = {
+    name,
+    kind,
+    createdAt: now,
+    sizeBytes: copy.sizeBytes,
+    sha256: copy.sha256,
+    tasks: copy.tasks,
+    schemaVersion: copy.schemaVersion,
+    dir: snapshotsDir,
+    isArchived: false,
+  };
+  writeRecord(record, options.durability);
+  return { ...record, ms: copy.ms };
+}
+
+function isTaken(name: string, ...dirs: string[]): boolean {
+  return dirs.some((dir) => existsSync(path.join(dir, `${name}.db`)) || existsSync(path.join(dir, `${name}.json`)));
+}
