@@ -34,6 +34,8 @@ export interface DaemonService {
   readonly name: string;
   start(daemon: Daemon): Promise<void> | void;
   stop(): Promise<void> | void;
+  /** Runs once the session is marked stopped, before the store closes (a last status write). */
+  afterStop?(): Promise<void> | void;
 }
 
 export interface DaemonOptions {
@@ -491,6 +493,13 @@ export class Daemon extends EventEmitter {
     }
     while (this.isTicking) await sleep(5);
     if (this.session) await this.store.endSession(this.session.id, 'stopped', this.now());
+    for (const service of this.options.services ?? []) {
+      try {
+        await service.afterStop?.();
+      } catch (e) {
+        this.logger.warn({ service: service.name, err: toError(e) }, `${service.name}: ${toError(e).message}`);
+      }
+    }
     this.logger.info({ session: this.session?.id }, 'cairn daemon stopped');
     this.emit('stopped');
   }

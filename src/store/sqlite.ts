@@ -355,6 +355,7 @@ export class SqliteStore implements Store {
                         VALUES (?, ?, ?, ?, ?, 'active')`),
       getSession: p('SELECT * FROM sessions WHERE id = ?'),
       touchSession: p("UPDATE sessions SET last_heartbeat_at = ? WHERE id = ? AND status = 'active'"),
+      touchSessionAtLeast: p("UPDATE sessions SET last_heartbeat_at = max(last_heartbeat_at, ?) WHERE id = ? AND status = 'active'"),
       renewLeases: p('UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?'),
       endSession: p("UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status IN ('active', 'stale')"),
       sessions: p('SELECT * FROM sessions ORDER BY started_at DESC'),
@@ -669,6 +670,8 @@ export class SqliteStore implements Store {
       const session = this.stmt.getSession.get(sessionId) as SessionRow | undefined;
       if (session && session.status !== 'active') return null;
       this.stmt.takeLease.run(sessionId, now + leaseMs, taskId);
+      // A claim is a sign of life: the session cannot be judged silent before the lease it just took runs out.
+      this.stmt.touchSessionAtLeast.run(now, sessionId);
       this.stmt.insertRun.run(taskId, row.run_stage, row.run_attempt, runIdOf(taskId, row.run_stage, row.run_attempt), sessionId, now);
       const task = this.taskFromRow(this.stmt.getTask.get(taskId) as TaskRow)!;
       const run = toRun(this.stmt.getRun.get(taskId, row.run_stage, row.run_attempt) as RunRow);

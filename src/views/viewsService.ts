@@ -8,19 +8,24 @@ export class ViewsService implements DaemonService {
   readonly name = 'views';
   private attached: AttachedViews | null = null;
   private task: ScheduledTask | null = null;
+  private refresh: (() => Promise<void>) | null = null;
 
   start(daemon: Daemon): void {
     this.attached = attachViews(daemon.engine, daemon.config, daemon.logger);
     if (!this.attached) return;
     const { views } = this.attached;
-    const refresh = () =>
-      Promise.all([views.writeCurrent(), views.writeMarkdown()]).catch((e) =>
-        daemon.logger.warn({ err: toError(e) }, `could not refresh the status views: ${toError(e).message}`),
+    this.refresh = () =>
+      Promise.all([views.writeCurrent(), views.writeMarkdown()]).then(
+        () => undefined,
+        (e) => daemon.logger.warn({ err: toError(e) }, `could not refresh the status views: ${toError(e).message}`),
       );
-    void refresh();
-    this.task = cron.schedule(daemon.config.heartbeat.cron, () => void refresh(), { noOverlap: true });
-    // The session is marked stopped after services stop: write the final state once it is.
-    daemon.once('stopped', () => void refresh());
+    void this.refresh();
+    this.task = cron.schedule(daemon.config.heartbeat.cron, () => void this.refresh?.(), { noOverlap: true });
+  }
+
+  /** The session is marked stopped after services stop: the final state is written once it is. */
+  async afterStop(): Promise<void> {
+    await this.refresh?.();
   }
 
   async stop(): Promise<void> {
