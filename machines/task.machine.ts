@@ -79,7 +79,8 @@ export interface TaskContext {
 export type FailureReason = 'exit' | 'signal' | 'timeout' | 'spawn' | 'output' | 'error';
 
 export type TaskEvent =
-  | { type: 'START'; at: number }
+  /** `policy`: the rules of the daemon that starts the task, which it runs under from then on. */
+  | { type: 'START'; at: number; policy?: TaskPolicy }
   | { type: 'STAGE_SUCCEEDED'; stage: StageName; attempt: number; output: unknown; at: number }
   | {
       type: 'STAGE_FAILED';
@@ -212,6 +213,9 @@ export const taskMachine = setup({
       attempts: { ...context.attempts, [params.stage]: context.attempts[params.stage] + 1 },
     })),
     clearBackoff: assign({ notBefore: null }),
+    // A task runs under the rules of the daemon that starts it, not of whoever queued it (a CLI in
+    // another directory, an inbox file); the policy travels in the event, so replay stays exact.
+    adoptPolicy: assign(({ context, event }) => (event.type === 'START' && event.policy ? { policy: event.policy } : { policy: context.policy })),
     recordOutput: assign(({ context, event }) => {
       if (event.type !== 'STAGE_SUCCEEDED') return {};
       return {
@@ -363,7 +367,7 @@ export const taskMachine = setup({
   states: {
     pending: {
       on: {
-        START: 'planning',
+        START: { target: 'planning', actions: 'adoptPolicy' },
         CANCEL: { target: 'cancelled', actions: 'recordCancel' },
       },
     },

@@ -115,6 +115,25 @@ describe('a real `cairn start` process driven through the CLI', () => {
     }
   });
 
+  it('a task runs under the rules of the daemon that starts it, not of the CLI that queued it', async () => {
+    const ws = new Workspace(tempDir());
+    ws.writeConfig({ approvals: { plan: 'auto', implementation: 'auto' } });
+    // Queued by a CLI using another config (its defaults: both gates manual), as from another directory.
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(`${ws.dir}/elsewhere.json`, JSON.stringify({ dataDir: 'state' }));
+    const queued = ws.cli(['--config', 'elsewhere.json', 'submit', 'queued from elsewhere', '--json']);
+    expect(queued.code, queued.stderr).toBe(0);
+    const id = JSON.parse(queued.stdout).id;
+    const daemon = ws.startDaemon();
+    try {
+      await waitFor(() => ws.show(id).state === 'completed', { what: 'completed without waiting at a gate' });
+      expect(ws.show(id).approvals.map((a: any) => a.decision)).toEqual(['auto_approved', 'auto_approved']);
+      expect(ws.history(id)[1].event).toMatchObject({ type: 'START', policy: { approvals: { plan: 'auto', implementation: 'auto' } } });
+    } finally {
+      await daemon.kill('SIGTERM');
+    }
+  });
+
   it('starts pending tasks highest priority first, then oldest', async () => {
     const ws = new Workspace(tempDir());
     ws.writeConfig({ concurrency: 1 });

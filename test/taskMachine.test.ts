@@ -118,6 +118,14 @@ describe('task machine: the happy path', () => {
     expect(r2.snapshot.context.approvals.map((a) => a.decision)).toEqual(['auto_approved', 'auto_approved']);
   });
 
+  it('START adopts the starting daemon\'s policy: a task queued with manual gates runs with the daemon\'s auto ones', () => {
+    const r = drive(manual, [{ type: 'START', at: 1, policy: auto }, ok('plan')]);
+    expect(r.snapshot.value).toBe('implementing');
+    expect(r.snapshot.context.policy).toEqual(auto);
+    // Without a policy in the event (older histories), the task keeps the one it was created with.
+    expect(drive(manual, [START, ok('plan')]).snapshot.value).toBe('plan_awaiting_approval');
+  });
+
   it('maps every state to one of the six statuses', () => {
     expect(TASK_STATES.map(statusOfState)).toEqual([
       'pending',

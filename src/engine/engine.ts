@@ -253,7 +253,7 @@ export class Engine {
   }
 
   start(taskId: number, actor: string): Promise<StepResult> {
-    return this.apply(taskId, () => ({ type: 'START', at: this.now() }), actor);
+    return this.apply(taskId, () => ({ type: 'START', at: this.now(), policy: policyFromConfig(this.config) }), actor);
   }
 
   approve(taskId: number, by: string, comment?: string | null): Promise<StepResult> {
