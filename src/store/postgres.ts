@@ -13,6 +13,7 @@ import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyPostgresMigrations } from './migratePostgres.js';
 import { clientConfig, createPool, describeConnectFailure, isConnectionError, parsePostgresUrl, type PostgresTarget } from './postgresConnection.js';
 import { ChangeListener } from './postgresListener.js';
+import { PRIORITY_RANK, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import type {
   CheckpointRecord,
   ClaimedRun,
@@ -32,7 +33,6 @@ import type {
   TransitionWrite,
 } from './store.js';
 
-const PRIORITY_RANK: Record<Priority, number> = { high: 0, medium: 1, low: 2 };
 const RETRY_DELAY_MS = 100;
 
 export interface PostgresStoreOptions {
@@ -43,137 +43,8 @@ export interface PostgresStoreOptions {
 }
 
 /** A task row with its dependencies, from a plain query or from a function's row_to_json. */
-interface TaskRow {
-  id: number;
-  request: string;
-  priority: Priority;
-  tags: string;
-  state: TaskState;
-  status: TaskStatus;
-  snapshot: string;
-  version: number;
-  run_stage: StageName | null;
-  run_attempt: number | null;
-  run_after: number | null;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  lease_token: number;
-  created_at: number;
-  updated_at: number;
-  depends_on: number[];
-}
-
-interface RunRow {
-  task_id: number;
-  stage: StageName;
-  attempt: number;
-  run_id: string;
-  session_id: string;
-  started_at: number;
-  finished_at: number | null;
-  outcome: StageRunRecord['outcome'];
-  exit_code: number | null;
-  signal: string | null;
-  pgid: number | null;
-}
-
-interface SessionRow {
-  id: string;
-  pid: number;
-  host: string;
-  started_at: number;
-  last_heartbeat_at: number;
-  status: SessionRecord['status'];
-  ended_at: number | null;
-}
-
-interface NoteRow {
-  id: number;
-  task_id: number | null;
-  scope: string | null;
-  kind: NoteRecord['kind'];
-  text: string;
-  rationale: string | null;
-  impact: string | null;
-  category: string | null;
-  stage: StageName | null;
-  attempt: number | null;
-  source: NoteRecord['source'];
-  actor: string;
-  at: number;
-}
-
 /** Every task column plus its dependencies, oldest first: one query, no second round trip per task. */
 const TASK = `t.*, ARRAY(SELECT d.depends_on FROM task_dependencies d WHERE d.task_id = t.id ORDER BY d.depends_on) AS depends_on`;
-
-function toTask(row: TaskRow): TaskRecord {
-  return {
-    id: Number(row.id),
-    request: row.request,
-    priority: row.priority,
-    tags: JSON.parse(row.tags) as string[],
-    dependsOn: row.depends_on.map(Number),
-    state: row.state,
-    status: row.status,
-    snapshot: JSON.parse(row.snapshot),
-    version: row.version,
-    runStage: row.run_stage,
-    runAttempt: row.run_attempt,
-    runAfter: row.run_after === null ? null : Number(row.run_after),
-    lease:
-      row.lease_owner === null
-        ? null
-        : { owner: row.lease_owner, expiresAt: Number(row.lease_expires_at ?? 0), token: Number(row.lease_token) },
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function toRun(row: RunRow): StageRunRecord {
-  return {
-    taskId: Number(row.task_id),
-    stage: row.stage,
-    attempt: row.attempt,
-    runId: row.run_id,
-    sessionId: row.session_id,
-    startedAt: Number(row.started_at),
-    finishedAt: row.finished_at === null ? null : Number(row.finished_at),
-    outcome: row.outcome,
-    exitCode: row.exit_code,
-    signal: row.signal,
-    pgid: row.pgid,
-  };
-}
-
-function toSession(row: SessionRow): SessionRecord {
-  return {
-    id: row.id,
-    pid: row.pid,
-    host: row.host,
-    startedAt: row.started_at,
-    lastHeartbeatAt: row.last_heartbeat_at,
-    status: row.status,
-    endedAt: row.ended_at,
-  };
-}
-
-function toNote(row: NoteRow): NoteRecord {
-  return {
-    id: row.id,
-    taskId: row.task_id,
-    scope: row.scope,
-    kind: row.kind,
-    text: row.text,
-    rationale: row.rationale,
-    impact: row.impact,
-    category: row.category,
-    stage: row.stage,
-    attempt: row.attempt,
-    source: row.source,
-    actor: row.actor,
-    at: row.at,
-  };
-}
 
 function noteParam(n: NewNote) {
   return {

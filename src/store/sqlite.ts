@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
 import { StoreError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
+import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import type {
   CheckpointRecord,
   ClaimedRun,
@@ -28,54 +29,10 @@ import type {
   TransitionWrite,
 } from './store.js';
 
-const PRIORITY_RANK: Record<Priority, number> = { high: 0, medium: 1, low: 2 };
 const BUSY_TIMEOUT_MS = 15_000;
 
 export interface SqliteStoreOptions {
   durability?: 'full' | 'normal';
-}
-
-interface TaskRow {
-  id: number;
-  request: string;
-  priority: Priority;
-  tags: string;
-  state: TaskState;
-  status: TaskStatus;
-  snapshot: string;
-  version: number;
-  run_stage: StageName | null;
-  run_attempt: number | null;
-  run_after: number | null;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  lease_token: number;
-  created_at: number;
-  updated_at: number;
-}
-
-interface RunRow {
-  task_id: number;
-  stage: StageName;
-  attempt: number;
-  run_id: string;
-  session_id: string;
-  started_at: number;
-  finished_at: number | null;
-  outcome: StageRunRecord['outcome'];
-  exit_code: number | null;
-  signal: string | null;
-  pgid: number | null;
-}
-
-interface SessionRow {
-  id: string;
-  pid: number;
-  host: string;
-  started_at: number;
-  last_heartbeat_at: number;
-  status: SessionRecord['status'];
-  ended_at: number | null;
 }
 
 /** Creates `dir` (0700) if needed and tightens it if it exists; the data can be private. */
@@ -164,95 +121,6 @@ function whileBusy(file: string, fn: () => void): void {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
     }
   }
-}
-
-function toTask(row: TaskRow, dependsOn: number[]): TaskRecord {
-  return {
-    id: row.id,
-    request: row.request,
-    priority: row.priority,
-    tags: JSON.parse(row.tags) as string[],
-    dependsOn,
-    state: row.state,
-    status: row.status,
-    snapshot: JSON.parse(row.snapshot),
-    version: row.version,
-    runStage: row.run_stage,
-    runAttempt: row.run_attempt,
-    runAfter: row.run_after,
-    lease:
-      row.lease_owner === null
-        ? null
-        : { owner: row.lease_owner, expiresAt: row.lease_expires_at ?? 0, token: row.lease_token },
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
-}
-
-function toRun(row: RunRow): StageRunRecord {
-  return {
-    taskId: row.task_id,
-    stage: row.stage,
-    attempt: row.attempt,
-    runId: row.run_id,
-    sessionId: row.session_id,
-    startedAt: row.started_at,
-    finishedAt: row.finished_at,
-    outcome: row.outcome,
-    exitCode: row.exit_code,
-    signal: row.signal,
-    pgid: row.pgid,
-  };
-}
-
-interface NoteRow {
-  id: number;
-  task_id: number | null;
-  scope: string | null;
-  kind: NoteRecord['kind'];
-  text: string;
-  rationale: string | null;
-  impact: string | null;
-  category: string | null;
-  stage: StageName | null;
-  attempt: number | null;
-  source: NoteRecord['source'];
-  actor: string;
-  at: number;
-}
-
-function toNote(row: NoteRow): NoteRecord {
-  return {
-    id: row.id,
-    taskId: row.task_id,
-    scope: row.scope,
-    kind: row.kind,
-    text: row.text,
-    rationale: row.rationale,
-    impact: row.impact,
-    category: row.category,
-    stage: row.stage,
-    attempt: row.attempt,
-    source: row.source,
-    actor: row.actor,
-    at: row.at,
-  };
-}
-
-function toSession(row: SessionRow): SessionRecord {
-  return {
-    id: row.id,
-    pid: row.pid,
-    host: row.host,
-    startedAt: row.started_at,
-    lastHeartbeatAt: row.last_heartbeat_at,
-    status: row.status,
-    endedAt: row.ended_at,
-  };
-}
-
-export function runIdOf(taskId: number, stage: StageName, attempt: number): string {
-  return `${taskId}.${stage}.${attempt}`;
 }
 
 /**
@@ -365,7 +233,7 @@ export class SqliteStore implements Store {
 
   private taskFromRow(row: TaskRow | undefined): TaskRecord | null {
     if (!row) return null;
-    return toTask(row, this.stmt.getDependencies.all(row.id) as number[]);
+    return toTask({ ...row, depends_on: this.stmt.getDependencies.all(row.id) as number[] });
   }
 
   private write<T>(fn: () => T): T {
