@@ -804,6 +804,21 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       await store.endSession('two', 'crashed', now + 40);
       expect((await store.listSessions({ status: 'stopped' }))[0]).toMatchObject({ lastHeartbeatAt: now + 1, endedAt: now + 20 });
     });
+
+    it('a claim counts as a heartbeat: the session cannot go silent before the lease it just took runs out', async () => {
+      const engine = engineFor(store, db);
+      await store.createSession({ id: 'claimer', pid: 13, host: 'h3', at: now });
+      const task = await runningTask(engine);
+      const claim = await store.claimRun(task.id, 'claimer', now + 5000, LEASE_MS);
+      expect(claim!.lease.expiresAt).toBe(now + 5000 + LEASE_MS);
+      const session = (await store.listSessions()).find((s) => s.id === 'claimer')!;
+      // Silent from the same instant its lease expires, never earlier.
+      expect(session.lastHeartbeatAt).toBe(now + 5000);
+      // An older claim time never moves the heartbeat back.
+      const second = await runningTask(engine);
+      await store.claimRun(second.id, 'claimer', now + 1000, LEASE_MS);
+      expect((await store.listSessions()).find((s) => s.id === 'claimer')!.lastHeartbeatAt).toBe(now + 5000);
+    });
   });
 
   describe('notes and intake keys', () => {
