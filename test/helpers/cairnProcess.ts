@@ -8,7 +8,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ConfigFile } from '../../src/config.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository root: the nearest directory above this file with a package.json (also when compiled into dist/). */
+function findRoot(from: string): string {
+  for (let dir = from; dir !== path.dirname(dir); dir = path.dirname(dir)) if (existsSync(path.join(dir, 'package.json'))) return dir;
+  throw new Error(`no package.json above ${from}`);
+}
+const root = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 export const CAIRN_BIN = path.join(root, 'dist', 'src', 'cli', 'main.js');
 export const STAGE_SCRIPT = path.join(root, 'test', 'fixtures', 'workflow', 'stage.sh');
 

@@ -1,0 +1,93 @@
+/**
+ * The invariants checked after every chaos scenario (issue 8), read straight from the database file
+ * and the stage ledger, never through cairn's own code paths:
+ *   - PRAGMA integrity_check is ok;
+ *   - every task is terminal or resumable (a stage run or a human decision is all it waits for);
+ *   - at most one recorded completion per (task, stage, attempt), enforced by a UNIQUE index;
+ *   - the ledger of executions reconciles with the database: executions >= completions;
+ *   - no live lease belongs to a session that is not active.
+ */
+import Database from 'better-sqlite3';
+import { existsSync, readFileSync } from 'node:fs';
+
+export interface InvariantReport {
+  violations: string[];
+  tasks: number;
+  /** Stage programs that started (ledger lines). */
+  executions: number;
+  /** Stage results recorded (STAGE_SUCCEEDED / STAGE_FAILED transitions). */
+  completions: number;
+  /** executions - completions: stage runs whose result was never recorded (re-executed after a crash). */
+  reExecutions: number;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const WAITING = new Set(['pending', 'plan_awaiting_approval', 'implementation_awaiting_approval']);
+
+/** Ledger lines "<run id> <task> <stage> <attempt> <pid>" appended by each stage program. */
+export function readLedger(ledgerFile: string): { runId: string; task: number; stage: string; attempt: number; pid: number }[] {
+  if (!existsSync(ledgerFile)) return [];
+  return readFileSync(ledgerFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [runId, task, stage, attempt, pid] = line.split(' ');
+      return { runId, task: Number(task), stage, attempt: Number(attempt), pid: Number(pid) };
+    });
+}
+
+export function checkInvariants(dbFile: string, ledgerFile?: string): InvariantReport {
+  const violations: string[] = [];
+  const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+  try {
+    const integrity = db.pragma('integrity_check', { simple: true });
+    if (integrity !== 'ok') violations.push(`integrity_check: ${String(integrity)}`);
+
+    const uniqueIndex = db
+      .prepare(`SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'transitions_one_result_per_run'`)
+      .pluck()
+      .get() as string | undefined;
+    if (!uniqueIndex || !/UNIQUE/i.test(uniqueIndex)) violations.push('the UNIQUE index on one result per stage run is missing');
+
+    const tasks = db.prepare('SELECT id, state, run_stage FROM tasks').all() as { id: number; state: string; run_stage: string | null }[];
+    for (const t of tasks) {
+      if (TERMINAL.has(t.state) || WAITING.has(t.state) || t.run_stage !== null) continue;
+      violations.push(`task ${t.id} is stuck in ${t.state}: not terminal, not waiting, and no stage run to resume`);
+    }
+
+    const duplicates = db
+      .prepare(`SELECT task_id, stage, attempt, COUNT(*) AS n FROM transitions
+                WHERE event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED') GROUP BY task_id, stage, attempt HAVING n > 1`)
+      .all() as { task_id: number; stage: string; attempt: number; n: number }[];
+    for (const d of duplicates) violations.push(`task ${d.task_id} ${d.stage} attempt ${d.attempt}: ${d.n} completions recorded`);
+
+    const completions = db
+      .prepare(`SELECT COUNT(*) FROM transitions WHERE event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED') AND actor != 'import'`)
+      .pluck()
+      .get() as number;
+
+    const staleLeases = db
+      .prepare(`SELECT t.id, t.lease_owner, s.status FROM tasks t LEFT JOIN sessions s ON s.id = t.lease_owner
+                WHERE t.lease_owner IS NOT NULL AND (s.status IS NULL OR s.status != 'active')`)
+      .all() as { id: number; lease_owner: string; status: string | null }[];
+    for (const l of staleLeases) violations.push(`task ${l.id} is leased to session ${l.lease_owner}, which is ${l.status ?? 'unknown'}`);
+
+    let executions = completions;
+    if (ledgerFile) {
+      const ledger = readLedger(ledgerFile);
+      executions = ledger.length;
+      const runIds = new Set(ledger.map((l) => l.runId));
+      const recorded = db
+        .prepare(`SELECT DISTINCT r.run_id FROM stage_runs r JOIN transitions t
+                  ON t.task_id = r.task_id AND t.stage = r.stage AND t.attempt = r.attempt
+                  WHERE t.event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED')`)
+        .pluck()
+        .all() as string[];
+      for (const runId of recorded) if (!runIds.has(runId)) violations.push(`run ${runId} has a recorded result but never executed`);
+      if (executions < completions) violations.push(`ledger shows ${executions} executions but ${completions} completions are recorded`);
+    }
+    return { violations, tasks: tasks.length, executions, completions, reExecutions: executions - completions };
+  } finally {
+    db.close();
+  }
+}
