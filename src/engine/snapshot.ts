@@ -1,11 +1,49 @@
 /** Converting between live machine snapshots and what the store keeps. Pure. */
-import { initialTransition, transition } from 'xstate';
+import { createActor } from 'xstate';
 import { taskMachine, type TaskContext, type TaskEvent, type TaskPolicy, type TaskState } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
 import type { PersistedSnapshot } from '../store/store.js';
 
-export type TaskSnapshot = ReturnType<typeof initialTransition<typeof taskMachine>>[0];
+export type TaskSnapshot = ReturnType<typeof taskMachine.resolveState>;
 export type MachineAction = { type: string; params?: unknown };
+type ActorScope = Parameters<typeof taskMachine.transition>[2];
+
+/**
+ * One inert actor scope for every pure step. xstate's `transition()` builds a throwaway actor per call
+ * (computing, and here failing, an initial state without input), which cost more than the step itself.
+ * The scope only collects the actions a step names; nothing is executed.
+ */
+let collected: MachineAction[] = [];
+let scope: ActorScope | undefined;
+function inertScope(): ActorScope {
+  if (!scope) {
+    const self = createActor(taskMachine, { input: { policy: undefined as unknown as TaskPolicy } });
+    scope = {
+      self,
+      defer: () => {},
+      id: '',
+      logger: () => {},
+      sessionId: '',
+      stopChild: () => {},
+      system: self.system,
+      emit: () => {},
+      actionExecutor: (action) => {
+        collected.push(action as MachineAction);
+      },
+    } as ActorScope;
+  }
+  return scope;
+}
+
+function collectActions<T>(run: () => T): { result: T; actions: MachineAction[] } {
+  collected = [];
+  try {
+    const result = run();
+    return { result, actions: collected };
+  } finally {
+    collected = [];
+  }
+}
 
 export function toPersisted(snapshot: TaskSnapshot): PersistedSnapshot {
   return { value: snapshot.value as TaskState, context: snapshot.context as TaskContext };
@@ -28,15 +66,15 @@ export function policyFromConfig(config: Config): TaskPolicy {
 }
 
 export function initialSnapshot(policy: TaskPolicy): { snapshot: TaskSnapshot; actions: MachineAction[] } {
-  const [snapshot, actions] = initialTransition(taskMachine, { policy });
-  return { snapshot, actions: actions as MachineAction[] };
+  const { result: snapshot, actions } = collectActions(() => taskMachine.getInitialSnapshot(inertScope(), { policy }));
+  return { snapshot, actions };
 }
 
 /** The machine's verdict on one event: null when no transition is enabled (the event is refused). */
 export function step(snapshot: TaskSnapshot, event: TaskEvent): { next: TaskSnapshot; actions: MachineAction[] } | null {
   if (!snapshot.can(event)) return null;
-  const [next, actions] = transition(taskMachine, snapshot, event);
-  return { next, actions: actions as MachineAction[] };
+  const { result: next, actions } = collectActions(() => taskMachine.transition(snapshot, event, inertScope()));
+  return { next, actions };
 }
 
 export function checkpointsNamed(actions: MachineAction[]) {
