@@ -135,6 +135,7 @@ export class Daemon extends EventEmitter {
     if (upkeep) await takeStartupSnapshot({ store: this.store, config: this.config, logger: this.logger, now });
     this.session = await this.store.createSession({ id: randomUUID(), pid: process.pid, host: thisHost, at: now });
     this.actor = `daemon:${this.session.id.slice(0, 8)}`;
+    this.store.checkpointInBackground?.((message) => this.logger.warn(`${message}; commits checkpoint the WAL themselves again`));
     const { resumed, leftResumable } = await this.resumeInterrupted(true);
     if (resumed.length) {
       const from = [...new Set(crashedSessions.map((s) => `${s.id} (${s.status})`))];

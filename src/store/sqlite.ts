@@ -10,6 +10,7 @@ import type { StageName, TaskState, TaskStatus } from '../../machines/task.machi
 import { StoreError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
+import { WalCheckpointer } from './walCheckpointer.js';
 import type {
   CheckpointRecord,
   ClaimedRun,
@@ -147,6 +148,8 @@ export function openSqliteStore(file: string, options: SqliteStoreOptions = {}):
     });
     db.pragma(`synchronous = ${options.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.pragma('foreign_keys = ON');
+    // A WAL that grew during a burst is cut back to this size when it starts over.
+    db.pragma('journal_size_limit = 67108864');
   } catch (e) {
     db.close();
     if (e instanceof StoreError) throw e;
@@ -158,6 +161,7 @@ export function openSqliteStore(file: string, options: SqliteStoreOptions = {}):
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly stmt;
+  private checkpointer: WalCheckpointer | null = null;
 
   constructor(
     readonly db: Database.Database,
@@ -579,7 +583,15 @@ export class SqliteStore implements Store {
     return this.db.pragma('data_version', { simple: true }) as number;
   }
 
+  checkpointInBackground(onError: (message: string) => void): void {
+    if (this.checkpointer || this.location === ':memory:') return;
+    const synchronous = this.db.pragma('synchronous', { simple: true }) === 2 ? 'FULL' : 'NORMAL';
+    this.checkpointer = new WalCheckpointer(this.db, this.location, synchronous, onError);
+  }
+
   async close(): Promise<void> {
+    await this.checkpointer?.stop();
+    this.checkpointer = null;
     if (this.db.open) this.db.close();
   }
 }

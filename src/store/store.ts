@@ -245,5 +245,7 @@ export interface Store {
   /** A number that changes whenever another connection commits: lets a daemon notice CLI writes cheaply. */
   changeMarker(): Promise<number>;
 
+  /** SQLite: WAL checkpoints move to a background thread for as long as the store is open (the daemon). */
+  checkpointInBackground?(onError: (message: string) => void): void;
   close(): Promise<void>;
 }
