@@ -566,16 +566,23 @@ describe('optimistic concurrency across two connections', () => {
       ids.push(t.id);
     }
 
-    // Alternate who goes first, so both orders of the race happen.
-    const outcomes = await Promise.all(
-      ids.map(async (id, i) => {
-        const approve = () => engineA.approve(id, 'ann');
-        const cancel = () => engineB.cancel(id, 'bob', 'changed my mind');
-        const [first, second] = i % 2 === 0 ? [approve(), cancel()] : [cancel(), approve()];
-        const settled = await Promise.allSettled([first, second]);
-        return i % 2 === 0 ? settled : [settled[1], settled[0]];
-      }),
-    );
+    // Both orders of the race: in one round the approvals are asked first, in the other the cancels.
+    // Each engine group-commits what it is asked in one turn, so whoever asks first commits first and
+    // the other engine's writes, computed from the same versions, conflict and are recomputed.
+    const race = (round: number[], approveFirst: boolean) =>
+      Promise.all(
+        round.map(async (id) => {
+          const approve = () => engineA.approve(id, 'ann');
+          const cancel = () => engineB.cancel(id, 'bob', 'changed my mind');
+          const [first, second] = approveFirst ? [approve(), cancel()] : [cancel(), approve()];
+          const settled = await Promise.allSettled([first, second]);
+          return approveFirst ? settled : [settled[1], settled[0]];
+        }),
+      );
+    const outcomes = [
+      ...(await race(ids.slice(0, 4), true)),
+      ...(await race(ids.slice(4), false)),
+    ];
 
     for (const [i, id] of ids.entries()) {
       const [approveResult, cancelResult] = outcomes[i];

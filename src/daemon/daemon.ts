@@ -326,31 +326,45 @@ export class Daemon extends EventEmitter {
     return !this.only || this.only.has(task.id);
   }
 
-  /** Fills free slots: first stages already under way (approved, retried, resumed), then pending tasks. */
+  /**
+   * Fills free slots: first stages already under way (approved, retried, resumed), then pending tasks.
+   * Claims and starts are made together, so one commit covers a whole round of dispatch.
+   */
   private async dispatch(): Promise<void> {
     if (this.isStopping || !this.session) return;
-    const now = this.now();
+    const session = this.session.id;
     if (this.freeSlots() > 0) {
-      for (const task of await this.store.findRunnable(now, this.config.concurrency + this.running.size)) {
-        if (this.freeSlots() <= 0 || this.isStopping) break;
-        if (!this.isMine(task) || this.running.has(task.id)) continue;
-        const claim = await this.store.claimRun(task.id, this.session.id, now, this.leaseMs);
-        if (claim) this.launch(claim);
-      }
+      const now = this.now();
+      const runnable = (await this.store.findRunnable(now, this.config.concurrency + this.running.size))
+        .filter((t) => this.isMine(t) && !this.running.has(t.id))
+        .slice(0, this.freeSlots());
+      this.launchAll(await this.store.claimRuns(runnable.map((t) => t.id), session, now, this.leaseMs));
     }
-    if (this.freeSlots() > 0) {
-      for (const task of await this.store.findDispatchable(this.freeSlots() * 2 + (this.only ? this.only.size : 0))) {
-        if (this.freeSlots() <= 0 || this.isStopping) break;
-        if (!this.isMine(task)) continue;
-        try {
-          await this.engine.start(task.id, this.actor);
-        } catch (e) {
-          if (e instanceof InvalidTransitionError) continue; // another process started or cancelled it first
-          throw e;
-        }
-        const claim = await this.store.claimRun(task.id, this.session.id, this.now(), this.leaseMs);
-        if (claim) this.launch(claim);
-      }
+    if (this.freeSlots() > 0 && !this.isStopping) {
+      const pending = (await this.store.findDispatchable(this.freeSlots() * 2 + (this.only ? this.only.size : 0)))
+        .filter((t) => this.isMine(t))
+        .slice(0, this.freeSlots());
+      const started = await Promise.all(
+        pending.map((t) =>
+          this.engine.start(t.id, this.actor).then(
+            () => t.id,
+            (e) => {
+              if (e instanceof InvalidTransitionError) return null; // another process started or cancelled it first
+              throw e;
+            },
+          ),
+        ),
+      );
+      const ids = started.filter((id) => id !== null);
+      this.launchAll(await this.store.claimRuns(ids, session, this.now(), this.leaseMs));
+    }
+  }
+
+  private launchAll(claims: ClaimedRun[]): void {
+    for (const claim of claims) {
+      // A claimed run that is not launched keeps its lease until it expires, then is resumed.
+      if (this.isStopping) return;
+      this.launch(claim);
     }
   }
 

@@ -19,6 +19,7 @@ import {
   UsageError,
 } from '../errors.js';
 import type { CommitResult, IntakeKey, NewNote, NewTask, Priority, Store, TaskRecord, TransitionWrite } from '../store/store.js';
+import { GroupCommit } from './groupCommit.js';
 import { notesFromStageOutput } from './stageNotes.js';
 import { PRIORITIES } from '../store/store.js';
 import {
@@ -84,12 +85,15 @@ export type CommitListener = (task: TaskRecord, event: { type: string }) => void
 
 export class Engine {
   private readonly commitListeners: CommitListener[] = [];
+  private readonly groupCommit: GroupCommit;
 
   constructor(
     readonly store: Store,
     readonly config: Config,
     readonly now: Clock = Date.now,
-  ) {}
+  ) {
+    this.groupCommit = new GroupCommit(store);
+  }
 
   /** Registers a listener for committed changes (zero-parse views, metrics). */
   onCommit(listener: CommitListener): void {
@@ -197,7 +201,7 @@ export class Engine {
         throw new InvalidTransitionError(describeRefusal(task, event));
       }
       const write = this.buildWrite(task, event, result.next, result.actions, actor, options.leaseToken);
-      const [outcome] = await this.store.commitTransitions([write]);
+      const outcome = await this.groupCommit.commit(write);
       if (outcome.ok) {
         this.notifyCommitted(outcome.task, event);
         return { task: outcome.task, actions: result.actions };

@@ -527,6 +527,15 @@ export class PostgresStore implements Store {
     return rows.map(toTask);
   }
 
+  async claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]> {
+    const claims: ClaimedRun[] = [];
+    for (const id of taskIds) {
+      const claim = await this.claimRun(id, sessionId, now, leaseMs);
+      if (claim) claims.push(claim);
+    }
+    return claims;
+  }
+
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
     const rows = await this.withRetry(`claiming the next stage of task ${taskId}`, async (isRetry) => {
       const result = await this.pool.query<{ task: TaskRow; run: RunRow }>(

@@ -158,6 +158,18 @@ export function openSqliteStore(file: string, options: SqliteStoreOptions = {}):
   return new SqliteStore(db, file);
 }
 
+/**
+ * A second result for one stage run, caught by the UNIQUE index. Alone, the write fails with it; in a
+ * group commit it becomes that write's refusal and the others commit.
+ */
+class DuplicateResult extends StoreError {
+  readonly result: CommitResult;
+  constructor(message: string) {
+    super(message);
+    this.result = { ok: false, reason: 'duplicate', message };
+  }
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly stmt;
@@ -460,7 +472,19 @@ export class SqliteStore implements Store {
   }
 
   async commitTransitions(writes: TransitionWrite[]): Promise<CommitResult[]> {
-    return this.write(() => writes.map((w) => this.commitOne(w)));
+    if (writes.length === 1) return this.write(() => [this.commitOne(writes[0])]);
+    // A batch (group commit): each write in a savepoint of its own, so one refused write is rolled
+    // back alone and the others still commit.
+    return this.write(() =>
+      writes.map((w) => {
+        try {
+          return this.db.transaction(() => this.commitOne(w))();
+        } catch (e) {
+          if (e instanceof DuplicateResult) return e.result;
+          throw e;
+        }
+      }),
+    );
   }
 
   /** One transition inside the caller's transaction; checks first, so a refused write changes nothing. */
@@ -500,7 +524,8 @@ export class SqliteStore implements Store {
       this.stmt.insertTransition.run(w.taskId, seq, w.from, w.to, w.event.type, stage, attempt, JSON.stringify(w.event), w.actor, w.at);
     } catch (e) {
       if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
-        throw new StoreError(`task ${w.taskId}: ${stage} attempt ${attempt} already has a recorded result`, { cause: e });
+        // Thrown, not returned: the run's row was already marked complete above and must be rolled back.
+        throw new DuplicateResult(`task ${w.taskId}: ${stage} attempt ${attempt} already has a recorded result`);
       }
       throw e;
     }
@@ -534,7 +559,16 @@ export class SqliteStore implements Store {
   }
 
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
-    return this.write(() => {
+    return this.write(() => this.claimOne(taskId, sessionId, now, leaseMs));
+  }
+
+  async claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]> {
+    if (taskIds.length === 0) return [];
+    return this.write(() => taskIds.map((id) => this.claimOne(id, sessionId, now, leaseMs)).filter((c) => c !== null));
+  }
+
+  private claimOne(taskId: number, sessionId: string, now: number, leaseMs: number): ClaimedRun | null {
+    {
       const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
       if (!row || row.run_stage === null || row.run_attempt === null) return null;
       if (this.stmt.runExists.get(taskId, row.run_stage, row.run_attempt)) return null;
@@ -548,7 +582,7 @@ export class SqliteStore implements Store {
       const task = this.taskFromRow(this.stmt.getTask.get(taskId) as TaskRow)!;
       const run = toRun(this.stmt.getRun.get(taskId, row.run_stage, row.run_attempt) as RunRow);
       return { task, run, lease: task.lease! };
-    });
+    }
   }
 
   async recordRunProcess(taskId: number, stage: StageName, attempt: number, pgid: number): Promise<void> {

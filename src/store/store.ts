@@ -233,6 +233,8 @@ export interface Store {
    * Returns null if another session got there first or the task is no longer runnable.
    */
   claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null>;
+  /** claimRun for several tasks in one transaction; a task that cannot be claimed is left out. */
+  claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]>;
   /** Records the process group of a started command stage, so a successor can end it. */
   recordRunProcess(taskId: number, stage: StageName, attempt: number, pgid: number): Promise<void>;
 
