@@ -62,6 +62,8 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
     ? { ...options.config, ...(options.dataDir ? { dataDir: options.dataDir } : {}) }
     : defaultConfig({ ...(options.config ?? {}), ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
   const store = await openStore(config);
+  // A library user keeps the store open like the daemon does: checkpoints belong off the commit path.
+  store.checkpointInBackground?.(() => {});
   const now = options.now ?? Date.now;
   const engine = new Engine(store, config, now);
   const logger = options.logger ?? pino({ level: 'silent' });

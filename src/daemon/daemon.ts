@@ -71,6 +71,9 @@ export interface StartReport {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** How many interrupted tasks are resumed together (one commit) at start. */
+const RESUME_CHUNK = 256;
+
 export class Daemon extends EventEmitter {
   readonly store: Store;
   readonly config: Config;
@@ -170,26 +173,36 @@ export class Daemon extends EventEmitter {
   private async resumeInterrupted(isStartup: boolean): Promise<{ resumed: number[]; leftResumable: number[] }> {
     const resumed: number[] = [];
     const leftResumable: number[] = [];
+    const toResume: TaskRecord[] = [];
     for (const task of await this.store.findResumable(this.now())) {
       if (this.only && !this.only.has(task.id)) continue;
       if (task.lease?.owner === this.session?.id) continue;
       const allowed = this.resumePolicy === 'all' || (Array.isArray(this.resumePolicy) && this.resumePolicy.includes(task.id));
-      if (!allowed) {
-        leftResumable.push(task.id);
-        continue;
-      }
-      try {
-        const stage = task.runStage;
-        await this.endLeftoverProcess(task);
-        await this.engine.resumeRun(task.id, task.lease, this.actor);
+      if (allowed) toResume.push(task);
+      else leftResumable.push(task.id);
+    }
+    // Resumed a chunk at a time, concurrently, so each chunk's RESUME transitions share one commit.
+    for (let i = 0; i < toResume.length; i += RESUME_CHUNK) {
+      const chunk = toResume.slice(i, i + RESUME_CHUNK);
+      const outcomes = await Promise.allSettled(
+        chunk.map(async (task) => {
+          await this.endLeftoverProcess(task);
+          await this.engine.resumeRun(task.id, task.lease, this.actor);
+        }),
+      );
+      outcomes.forEach((outcome, j) => {
+        const task = chunk[j];
+        if (outcome.status === 'rejected') {
+          const err = toError(outcome.reason);
+          this.logger.warn({ task: task.id, err }, `could not resume task ${task.id}: ${err.message}`);
+          return;
+        }
         resumed.push(task.id);
         this.logger.info(
-          { task: task.id, stage, interruptedAttempt: task.runAttempt, previousSession: task.lease?.owner },
-          `resuming task ${task.id}: its ${stage} stage (attempt ${task.runAttempt}) was interrupted; it runs again as attempt ${(task.runAttempt ?? 0) + 1}`,
+          { task: task.id, stage: task.runStage, interruptedAttempt: task.runAttempt, previousSession: task.lease?.owner },
+          `resuming task ${task.id}: its ${task.runStage} stage (attempt ${task.runAttempt}) was interrupted; it runs again as attempt ${(task.runAttempt ?? 0) + 1}`,
         );
-      } catch (e) {
-        this.logger.warn({ task: task.id, err: toError(e) }, `could not resume task ${task.id}: ${toError(e).message}`);
-      }
+      });
     }
     if (isStartup && leftResumable.length) {
       this.logger.warn(

@@ -79,7 +79,7 @@ const num = (value: number | null): number | null => (value === null ? null : Nu
 
 /** `row.depends_on` holds the task's dependencies (SQLite reads them apart and sets them first). */
 export function toTask(row: TaskRow): TaskRecord {
-  return {
+  const task: TaskRecord = {
     id: Number(row.id),
     request: row.request,
     priority: row.priority,
@@ -87,7 +87,7 @@ export function toTask(row: TaskRow): TaskRecord {
     dependsOn: (row.depends_on ?? []).map(Number),
     state: row.state,
     status: row.status,
-    snapshot: JSON.parse(row.snapshot),
+    snapshot: undefined as unknown as TaskRecord['snapshot'],
     version: Number(row.version),
     runStage: row.run_stage,
     runAttempt: num(row.run_attempt),
@@ -99,6 +99,19 @@ export function toTask(row: TaskRow): TaskRecord {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
+  // The snapshot is the biggest column and most readers (list, dispatch, status) never look at it:
+  // it is parsed on first use, once.
+  let snapshot: TaskRecord['snapshot'] | undefined;
+  const text = row.snapshot;
+  Object.defineProperty(task, 'snapshot', {
+    enumerable: true,
+    configurable: true,
+    get: () => (snapshot ??= (typeof text === 'string' ? JSON.parse(text) : text) as TaskRecord['snapshot']),
+    set: (value: TaskRecord['snapshot']) => {
+      snapshot = value;
+    },
+  });
+  return task;
 }
 
 export function toRun(row: RunRow): StageRunRecord {

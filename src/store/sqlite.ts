@@ -174,6 +174,7 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly stmt;
   private checkpointer: WalCheckpointer | null = null;
+  private readonly listStatements = new Map<string, Database.Statement>();
 
   constructor(
     readonly db: Database.Database,
@@ -200,6 +201,8 @@ export class SqliteStore implements Store {
       notesByTask: p('SELECT * FROM notes WHERE task_id = ? ORDER BY id'),
       notesByScope: p('SELECT * FROM notes WHERE scope IS ? ORDER BY id'),
       getDependencies: p('SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY depends_on').pluck(),
+      dependenciesOf: p(`SELECT task_id, depends_on FROM task_dependencies
+                         WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY task_id, depends_on`),
       getCommitGuard: p('SELECT version, lease_owner, lease_token FROM tasks WHERE id = ?'),
       nextSeq: p('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?').pluck(),
       insertTransition: p(`INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
@@ -250,6 +253,30 @@ export class SqliteStore implements Store {
   private taskFromRow(row: TaskRow | undefined): TaskRecord | null {
     if (!row) return null;
     return toTask({ ...row, depends_on: this.stmt.getDependencies.all(row.id) as number[] });
+  }
+
+  /** A filter's statement, prepared once: there are only a few shapes of filter. */
+  private listStatement(sql: string): Database.Statement {
+    let statement = this.listStatements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      // ids filters make one shape per list length: keep the cache small.
+      if (this.listStatements.size < 64) this.listStatements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  /** Many rows at once: their dependencies come from one query, not one per row. */
+  private tasksFromRows(rows: TaskRow[]): TaskRecord[] {
+    if (rows.length <= 1) return rows.map((r) => this.taskFromRow(r)!);
+    const deps = new Map<number, number[]>();
+    const pairs = this.stmt.dependenciesOf.all(JSON.stringify(rows.map((r) => r.id))) as { task_id: number; depends_on: number }[];
+    for (const p of pairs) {
+      const list = deps.get(p.task_id);
+      if (list) list.push(p.depends_on);
+      else deps.set(p.task_id, [p.depends_on]);
+    }
+    return rows.map((row) => toTask({ ...row, depends_on: deps.get(row.id) ?? [] }));
   }
 
   private write<T>(fn: () => T): T {
@@ -441,8 +468,8 @@ export class SqliteStore implements Store {
       filter.limit ? ' LIMIT ?' : ''
     }`;
     if (filter.limit) params.push(filter.limit);
-    const rows = this.db.prepare(sql).all(...params) as TaskRow[];
-    return rows.map((row) => this.taskFromRow(row)!);
+    const rows = this.listStatement(sql).all(...params) as TaskRow[];
+    return this.tasksFromRows(rows);
   }
 
   async getHistory(taskId: number): Promise<TransitionRecord[]> {
@@ -547,15 +574,15 @@ export class SqliteStore implements Store {
   }
 
   async findDispatchable(limit: number): Promise<TaskRecord[]> {
-    return (this.stmt.dispatchable.all(limit) as TaskRow[]).map((r) => this.taskFromRow(r)!);
+    return this.tasksFromRows(this.stmt.dispatchable.all(limit) as TaskRow[]);
   }
 
   async findRunnable(now: number, limit: number): Promise<TaskRecord[]> {
-    return (this.stmt.runnable.all(now, limit) as TaskRow[]).map((r) => this.taskFromRow(r)!);
+    return this.tasksFromRows(this.stmt.runnable.all(now, limit) as TaskRow[]);
   }
 
   async findResumable(now: number): Promise<TaskRecord[]> {
-    return (this.stmt.resumable.all(now) as TaskRow[]).map((r) => this.taskFromRow(r)!);
+    return this.tasksFromRows(this.stmt.resumable.all(now) as TaskRow[]);
   }
 
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
