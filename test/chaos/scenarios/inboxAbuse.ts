@@ -65,13 +65,6 @@ export const scenario: ChaosScenario = {
         valid.set(name, request);
       }
 
-      const writers: Promise<void>[] = [];
-      for (let i = 0; i < slowWriters; i++) {
-        const name = `slow-${i}.json`;
-        const request = `slow writer ${i}`;
-        valid.set(name, request);
-        writers.push(slowWrite(path.join(inbox, name), JSON.stringify({ request, tags: ['slow'] }, null, 2), 4, 60 + (i % 4) * 20));
-      }
       for (let i = 0; i < burst; i++) {
         const name = `burst-${String(i).padStart(4, '0')}.md`;
         valid.set(name, `burst task ${i}`);
@@ -88,9 +81,18 @@ export const scenario: ChaosScenario = {
       const crashed = await waitFor('the daemon to crash after an inbox insert', 30_000, () => exit).catch(() => null);
       if (crashed?.signal !== 'SIGKILL') failures.push(`the daemon with CAIRN_CRASH_AT=after-inbox-insert did not crash there (${JSON.stringify(crashed)})`);
       log(`crashed after an inbox insert with ${readTasks(ws.dbFile).length} tasks taken in`);
-      await Promise.all(writers);
       daemon = ws.startDaemon();
       await daemon.waitForLog(/watching the inbox/);
+      // The slow writers write while a daemon watches (during the burst, the daemons were mostly down).
+      const writers: Promise<void>[] = [];
+      for (let i = 0; i < slowWriters; i++) {
+        const name = `slow-${i}.json`;
+        const request = `slow writer ${i}`;
+        valid.set(name, request);
+        // Some pauses outlast the watcher's 250 ms stability window, as a slow copy's do.
+        writers.push(slowWrite(path.join(inbox, name), JSON.stringify({ request, tags: ['slow'] }, null, 2), quick ? 3 : 4, [60, 150, 400, 600][i % 4]));
+      }
+      await Promise.all(writers);
 
       // Drained: only accepted/ and rejected/ are left. A file still there at the deadline is a hang.
       const drainStarted = Date.now();
@@ -99,7 +101,7 @@ export const scenario: ChaosScenario = {
       } catch {
         /* counted below */
       }
-      log(`inbox drained ${Date.now() - drainStarted} ms after the restart`);
+      log(`inbox drained ${Date.now() - drainStarted} ms after the last write`);
     } finally {
       await daemon.kill('SIGTERM');
     }
