@@ -51,7 +51,7 @@ export const scenario: ChaosScenario = {
     const invalid = ['evil-link.md', 'pipe.md', 'huge.md', 'broken.json'];
     let daemon = ws.startDaemon();
     try {
-      await daemon.waitForLog(/watching the inbox/);
+      await daemon.waitForLog(/watching the inbox/, quick ? 30_000 : 180_000);
       // The hostile files first: a FIFO or a huge read that blocked the intake would hold up everything after it.
       symlinkSync(outside, path.join(inbox, 'evil-link.md'));
       execFileSync('mkfifo', [path.join(inbox, 'pipe.md')]);
@@ -82,7 +82,7 @@ export const scenario: ChaosScenario = {
       if (crashed?.signal !== 'SIGKILL') failures.push(`the daemon with CAIRN_CRASH_AT=after-inbox-insert did not crash there (${JSON.stringify(crashed)})`);
       log(`crashed after an inbox insert with ${readTasks(ws.dbFile).length} tasks taken in`);
       daemon = ws.startDaemon();
-      await daemon.waitForLog(/watching the inbox/);
+      await daemon.waitForLog(/watching the inbox/, quick ? 30_000 : 180_000);
       // The slow writers write while a daemon watches (during the burst, the daemons were mostly down).
       const writers: Promise<void>[] = [];
       for (let i = 0; i < slowWriters; i++) {
