@@ -52,7 +52,7 @@ export const scenario: ChaosScenario = {
     const count = quick ? 3 : 8;
     // +1 h, back, -1 h, back: each held for a few heartbeats while stages sleep through it.
     const jumps = quick ? [HOUR, 0, -HOUR, 0] : [HOUR, 0, -HOUR, 0, HOUR, -HOUR, 0, 2 * HOUR, 0];
-    const holdMs = quick ? 1300 : 3000;
+    const holdMs = quick ? 1100 : 3000;
     const daemon = ws.startDaemon([], { CAIRN_CLOCK_OFFSET_FILE: offsetFile });
     const failures: string[] = [];
     try {
