@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { redactUrl } from '../redactUrl.js';
 import { StoreError, UsageError } from '../errors.js';
 import type { SessionRecord, Store } from '../store/store.js';
 import { loadCliConfig, stdio, type GlobalOptions, type Output } from './context.js';
@@ -29,7 +30,7 @@ export function parseSqliteSource(from: string | undefined, cwd: string): string
 
 function parseTarget(to: string | undefined): string {
   if (!to) throw new UsageError(`migrate-store needs --to; ${USAGE}`);
-  if (!/^postgres(ql)?:\/\//.test(to)) throw new UsageError(`--to ${to.replace(/:[^:@/]*@/, ':***@')} is not a PostgreSQL URL; ${USAGE}`);
+  if (!/^postgres(ql)?:\/\//.test(to)) throw new UsageError(`--to ${redactUrl(to)} is not a PostgreSQL URL; ${USAGE}`);
   return to;
 }
 

@@ -18,6 +18,7 @@ import { runStage } from '../executors/runStage.js';
 import { openTaskState } from '../state/stateNamespace.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
+import { wallClock } from './clock.js';
 import { crashPoint } from './crashPoints.js';
 import { takeStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
@@ -60,6 +61,8 @@ interface RunningStage {
   leaseToken: number;
   controller: AbortController;
   done: Promise<void>;
+  /** performance.now() at dispatch: how long it ran, whatever the wall clock did meanwhile. */
+  startedMono: number;
 }
 
 export interface StartReport {
@@ -100,7 +103,7 @@ export class Daemon extends EventEmitter {
     this.store = options.store;
     this.config = options.config;
     this.logger = options.logger;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? wallClock;
     this.engine = options.engine ?? new Engine(options.store, options.config, this.now);
     this.resumePolicy = options.resume ?? (options.config.resumeOnStart ? 'all' : 'none');
     this.only = options.onlyTaskIds ? new Set(options.onlyTaskIds) : null;
@@ -243,6 +246,10 @@ export class Daemon extends EventEmitter {
     return {
       get sessionId() {
         return session();
+      },
+      runningForMs: (taskId: number) => {
+        const entry = this.running.get(taskId);
+        return entry ? performance.now() - entry.startedMono : undefined;
       },
       replaceLostSession: () => this.replaceLostSession(),
       resumeInterrupted: async () => (this.resumePolicy === 'all' ? (await this.resumeInterrupted(false)).resumed : []),
@@ -393,6 +400,7 @@ export class Daemon extends EventEmitter {
       leaseToken: lease.token,
       controller,
       done: Promise.resolve(),
+      startedMono: performance.now(),
     };
     this.running.set(task.id, entry);
     entry.done = this.execute(claim, controller, log)

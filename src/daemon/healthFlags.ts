@@ -22,8 +22,17 @@ export function formatDuration(ms: number): string {
   return `${Math.round(ms / 86_400_000)} days`;
 }
 
-/** Leased stages running past their configured timeout. Reads the store. */
-export async function findStuckTasks(store: Store, config: Config, now: number): Promise<HealthFlag[]> {
+/**
+ * Leased stages running past their configured timeout. Reads the store. `ranForMs` gives the monotonic
+ * run time of stages this process runs itself, so a wall-clock jump cannot make them look stuck; other
+ * processes' stages are judged by wall time, the only clock they share.
+ */
+export async function findStuckTasks(
+  store: Store,
+  config: Config,
+  now: number,
+  ranForMs: (taskId: number) => number | undefined = () => undefined,
+): Promise<HealthFlag[]> {
   const flags: HealthFlag[] = [];
   for (const task of await store.listTasks({ status: 'in_progress' })) {
     if (!task.lease) continue;
@@ -32,7 +41,7 @@ export async function findStuckTasks(store: Store, config: Config, now: number):
     const spec = config.stages[run.stage];
     const timeoutMs = 'timeout' in spec ? spec.timeout : undefined;
     if (timeoutMs === undefined) continue;
-    const ranMs = now - run.startedAt;
+    const ranMs = ranForMs(task.id) ?? now - run.startedAt;
     if (ranMs <= timeoutMs + STUCK_GRACE_MS) continue;
     flags.push({
       kind: 'stuck',

@@ -39,6 +39,8 @@ import { isPidAlive, markGoneSessions, thisHost } from './sessions.js';
 /** What a daemon lends its heartbeat; `cairn heartbeat` has none (no session, no stages of its own). */
 export interface HeartbeatHost {
   readonly sessionId: string | null;
+  /** How long this process has run the task's current stage, on the monotonic clock; undefined when it runs none. */
+  runningForMs(taskId: number): number | undefined;
   /** Called when this session's row is no longer active: another process marked it stale. */
   replaceLostSession(): Promise<{ lost: string; replacement: string }>;
   /** Resumes tasks gone sessions left, as the daemon's resume policy allows; returns their ids. */
@@ -268,7 +270,7 @@ export class Heartbeat {
     flags: async (ctx) => {
       const now = this.now();
       const flags = [
-        ...(await findStuckTasks(this.store, this.config, now)),
+        ...(await findStuckTasks(this.store, this.config, now, (id) => this.options.host?.runningForMs(id))),
         ...(await findWaitingApprovals(this.store, this.config, now)),
         ...staleSessionFlags(await this.store.listSessions({ status: 'stale' }), now),
       ];

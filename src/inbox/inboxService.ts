@@ -20,6 +20,11 @@ import { InboxFileError, parseInboxFile } from './parseInboxFile.js';
 export const MAX_INBOX_FILE_BYTES = 1024 * 1024;
 /** How long a file's size must stay the same before it is read. */
 const STABLE_MS = 250;
+/**
+ * A writer may pause longer than STABLE_MS mid-file (a slow copy, a loaded machine): a file that does
+ * not parse but was written this recently is read again later rather than rejected half-written.
+ */
+const QUIET_BEFORE_REJECT_MS = 3000;
 
 /** Editors and careful writers use these while a file is incomplete; they are renamed when done. */
 function isTemporaryName(name: string): boolean {
@@ -73,6 +78,7 @@ export class InboxService implements DaemonService {
   readonly name = 'inbox';
   private watcher: FSWatcher | null = null;
   private queue: Promise<void> = Promise.resolve();
+  private readonly retries = new Set<NodeJS.Timeout>();
   private daemon: Daemon | null = null;
   private dir = '';
 
@@ -115,7 +121,10 @@ export class InboxService implements DaemonService {
       hash = createHash('sha256').update(content).digest('hex');
       requests = parseInboxFile(name, content.toString('utf8'));
     } catch (e) {
-      if (e instanceof InboxFileError) return this.reject(file, e.message);
+      if (e instanceof InboxFileError) {
+        if (this.isStillBeingWritten(file)) return this.retryLater(file);
+        return this.reject(file, e.message);
+      }
       throw e;
     }
     let result;
@@ -141,6 +150,23 @@ export class InboxService implements DaemonService {
     daemon.requestTick();
   }
 
+  private isStillBeingWritten(file: string): boolean {
+    try {
+      const st = lstatSync(file);
+      return st.isFile() && Date.now() - st.mtimeMs < QUIET_BEFORE_REJECT_MS;
+    } catch {
+      return false;
+    }
+  }
+
+  private retryLater(file: string): void {
+    const timer = setTimeout(() => {
+      this.retries.delete(timer);
+      this.enqueue(file);
+    }, QUIET_BEFORE_REJECT_MS / 3);
+    this.retries.add(timer);
+  }
+
   private reject(file: string, reason: string): void {
     const name = path.basename(file);
     const target = freeName(path.join(this.dir, 'rejected'), name);
@@ -150,6 +176,7 @@ export class InboxService implements DaemonService {
   }
 
   async stop(): Promise<void> {
+    for (const timer of this.retries) clearTimeout(timer);
     await this.watcher?.close();
     await this.queue;
   }

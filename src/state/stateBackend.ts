@@ -87,10 +87,8 @@ export function stateTimestamp(ms: number = Date.now()): string {
   return new Date(ms).toISOString().replace(/Z$/, '+00:00');
 }
 
-/** A Redis URL without its password, for messages. Pure. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(rediss?:\/\/[^:/@]*:)[^@/]*@/, '$1***@');
-}
+/** A Redis URL without its password, for messages (one rule for every URL: src/redactUrl.ts). */
+export { redactUrl } from '../redactUrl.js';
 
 /** Sorts entries by key (code-point order), as every backend returns them. Pure. */
 export function sortEntries(entries: StateEntry[]): StateEntry[] {

@@ -4,6 +4,7 @@
  * cannot be reached. No SQL beyond the connection itself.
  */
 import pg from 'pg';
+import { redactUrl } from '../redactUrl.js';
 import { ConfigError, StoreError, StoreUnavailableError, toError } from '../errors.js';
 
 export interface PostgresTarget {
@@ -30,7 +31,7 @@ export function parsePostgresUrl(url: string, schema?: string, env: NodeJS.Proce
   try {
     parsed = new URL(url);
   } catch {
-    throw new ConfigError(`"${redact(url)}" is not a database URL; write it like postgres://user@host:5432/database`);
+    throw new ConfigError(`"${redactUrl(url)}" is not a database URL; write it like postgres://user@host:5432/database`);
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new ConfigError(`the database URL must start with postgres:// (got ${parsed.protocol}//…)`);
@@ -58,9 +59,6 @@ export function parsePostgresUrl(url: string, schema?: string, env: NodeJS.Proce
   };
 }
 
-function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
-}
 
 /** Node's socket errors and PostgreSQL's "connection gone" SQLSTATEs: the server, not the statement. */
 const CONNECTION_CODES = new Set([
