@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- --quick] [-- --history]`: every scenario on a fresh data directory, one table,
+ * `npm run bench [-- --quick] [-- --history] [-- --store postgres]`: every scenario on a fresh data
+ * directory (or fresh PostgreSQL schemas), one table,
  * bench/results/latest.json, and the run recorded for --history. Not part of the test suite.
  * Warm-up iterations are excluded from every figure; latencies are percentiles over many samples.
  */
@@ -12,6 +13,7 @@ import { printHistory, recordRun } from './history.js';
 import { engineScenarios } from './scenarios/engine.js';
 import { limitScenario } from './scenarios/limit.js';
 import { peerScenario } from './scenarios/peer.js';
+import { postgresScenario } from './scenarios/postgres.js';
 import { processScenarios } from './scenarios/process.js';
 import type { BenchOptions, Row } from './stats.js';
 
@@ -48,8 +50,18 @@ function printTable(rows: Row[]): void {
   for (const row of table) console.log(row.map((cell, i) => (i === 3 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
 }
 
+/** `--store postgres` or `--store=postgres` adds the PostgreSQL scenarios; `sqlite` is the default. */
+function storeArg(): 'sqlite' | 'postgres' {
+  const i = args.findIndex((a) => a === '--store' || a.startsWith('--store='));
+  if (i < 0) return 'sqlite';
+  const value = args[i].startsWith('--store=') ? args[i].slice('--store='.length) : args[i + 1];
+  if (value === 'sqlite' || value === 'postgres') return value;
+  throw new Error(`--store ${value ?? '(missing)'}: the bench knows the stores sqlite (the default) and postgres, e.g. npm run bench -- --store postgres`);
+}
+
 async function main(): Promise<void> {
   if (args.includes('--history')) return printHistory();
+  const store = storeArg();
   const quick = args.includes('--quick');
   const machine = { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` };
   console.log(`cairn ${version()} bench${quick ? ' (--quick: smaller sizes, a smoke run)' : ''}`);
@@ -58,7 +70,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   const rows: Row[] = [];
   const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-  const scenarios = { limit: limitScenario, engine: engineScenarios, peer: peerScenario, process: processScenarios };
+  const scenarios: Record<string, (o: BenchOptions) => Promise<Row[]>> = { limit: limitScenario, engine: engineScenarios, peer: peerScenario, process: processScenarios };
+  if (store === 'postgres') scenarios.postgres = postgresScenario;
   for (const [name, scenario] of Object.entries(scenarios)) {
     if (!only || only.includes(name) || name === 'limit') rows.push(...(await scenario(opts)));
   }
@@ -72,4 +85,9 @@ async function main(): Promise<void> {
   console.log(`results: bench/results/latest.json, and recorded in ${where} (npm run bench -- --history)`);
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  console.error(`bench: ${(e as Error).message}`);
+  process.exitCode = (e as Error).message.startsWith('--store') ? 2 : 1;
+}
