@@ -527,13 +527,10 @@ export class PostgresStore implements Store {
     return rows.map(toTask);
   }
 
+  /** Each claim is one statement; they go out together over the pool instead of one after another. */
   async claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]> {
-    const claims: ClaimedRun[] = [];
-    for (const id of taskIds) {
-      const claim = await this.claimRun(id, sessionId, now, leaseMs);
-      if (claim) claims.push(claim);
-    }
-    return claims;
+    const claims = await Promise.all(taskIds.map((id) => this.claimRun(id, sessionId, now, leaseMs)));
+    return claims.filter((c) => c !== null);
   }
 
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
