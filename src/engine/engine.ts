@@ -20,6 +20,7 @@ import {
 } from '../errors.js';
 import type { CommitResult, IntakeKey, NewNote, NewTask, Priority, Store, TaskRecord, TransitionWrite } from '../store/store.js';
 import { GroupCommit } from './groupCommit.js';
+import { RecentTasks } from './recentTasks.js';
 import { notesFromStageOutput } from './stageNotes.js';
 import { PRIORITIES } from '../store/store.js';
 import {
@@ -86,6 +87,7 @@ export type CommitListener = (task: TaskRecord, event: { type: string }) => void
 export class Engine {
   private readonly commitListeners: CommitListener[] = [];
   private readonly groupCommit: GroupCommit;
+  private readonly recent = new RecentTasks();
 
   constructor(
     readonly store: Store,
@@ -187,9 +189,18 @@ export class Engine {
     options: { leaseToken?: number } = {},
   ): Promise<StepResult> {
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-      const task = await this.getTask(taskId);
-      const event = makeEvent(task);
-      const result = step(restoreSnapshot(task.snapshot), event);
+      const guess = attempt === 0 ? this.recent.take(taskId) : undefined;
+      const task = guess ?? (await this.getTask(taskId));
+      let event: TaskEvent;
+      let result: ReturnType<typeof step>;
+      try {
+        event = makeEvent(task);
+        result = step(restoreSnapshot(task.snapshot), event);
+      } catch (e) {
+        if (guess) continue; // judged on a remembered record: judge again on a fresh one
+        throw e;
+      }
+      if (!result && guess) continue;
       if (!result) {
         if (event.type === 'STAGE_SUCCEEDED' || event.type === 'STAGE_FAILED') {
           throw new StageResultRefused(
@@ -203,6 +214,7 @@ export class Engine {
       const write = this.buildWrite(task, event, result.next, result.actions, actor, options.leaseToken);
       const outcome = await this.groupCommit.commit(write);
       if (outcome.ok) {
+        this.recent.remember(outcome.task);
         this.notifyCommitted(outcome.task, event);
         return { task: outcome.task, actions: result.actions };
       }
