@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
 import { StoreError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
+import { WalCheckpointer } from './walCheckpoint.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import type {
   CheckpointRecord,
@@ -158,11 +159,13 @@ export function openSqliteStore(file: string, options: SqliteStoreOptions = {}):
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly stmt;
+  private readonly wal: WalCheckpointer;
 
   constructor(
     readonly db: Database.Database,
     readonly location: string,
   ) {
+    this.wal = new WalCheckpointer(db, location, BUSY_TIMEOUT_MS);
     const p = (sql: string) => db.prepare(sql);
     this.stmt = {
       insertTask: p(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
@@ -237,11 +240,14 @@ export class SqliteStore implements Store {
   }
 
   private write<T>(fn: () => T): T {
+    let result: T;
     try {
-      return this.db.transaction(fn).immediate();
+      result = this.db.transaction(fn).immediate();
     } catch (e) {
       throw this.describeWriteFailure(e);
     }
+    this.wal.afterCommit();
+    return result;
   }
 
   private describeWriteFailure(e: unknown): Error {
