@@ -105,6 +105,23 @@ function rootCause(e: unknown): unknown {
   return err;
 }
 
+/** Whether `file` starts as a SQLite database does; one that does not is foreign, not damaged (sqlite.ts says so). */
+export function hasSqliteMagic(file: string): boolean {
+  const magic = Buffer.from('SQLite format 3\0', 'latin1');
+  const head = Buffer.alloc(magic.length);
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      readSync(fd, head, 0, head.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+  return head.equals(magic);
+}
+
 /** The error every verb shows for a damaged database: the file, what is wrong, and the restore to run. */
 export async function damagedDatabaseError(dbFile: string, cause: unknown, snapshotsDir: string): Promise<StoreError> {
   const detail = (cause instanceof DamagedFileError ? cause.message : (rootCause(cause) as Error)?.message) ?? String(cause);

@@ -52,6 +52,7 @@ export async function openStore(config: Config, options: OpenStoreOptions = {}):
 export async function describeDamage(config: Config, e: unknown, isDamage?: (e: unknown) => boolean): Promise<unknown> {
   if (config.store.kind !== 'sqlite') return e;
   const damage = await import('./damage.js');
-  if (!(isDamage ?? damage.isDamage)(e)) return e;
-  return damage.damagedDatabaseError(sqlitePath(config), e, path.join(config.dataDir, 'snapshots'));
+  const file = sqlitePath(config);
+  if (!(isDamage ?? damage.isDamage)(e) || !damage.hasSqliteMagic(file)) return e;
+  return damage.damagedDatabaseError(file, e, path.join(config.dataDir, 'snapshots'));
 }
