@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
-import { StoreError, toError } from '../errors.js';
+import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { WalCheckpointer } from './walCheckpoint.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
@@ -254,7 +254,8 @@ export class SqliteStore implements Store {
     const error = toError(e);
     const code = (error as { code?: string }).code ?? '';
     if (code === 'SQLITE_FULL') {
-      return new StoreError(`the disk holding ${this.location} is full; nothing was written. Free some space and retry.`, {
+      // Unavailable, not broken: the same write works once space is freed, and the daemon retries it.
+      return new StoreUnavailableError(`the disk holding ${this.location} is full; nothing was written. Free some space and retry.`, {
         cause: error,
       });
     }
