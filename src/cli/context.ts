@@ -34,11 +34,14 @@ export async function openCliStore(global: GlobalOptions): Promise<{ config: Con
   return { config, store: await openStore(config) };
 }
 
-/** Runs `fn` with an open store and always closes it. */
+/** Runs `fn` with an open store and always closes it. SQLite's SQLITE_CORRUPT becomes the damaged-file message. */
 export async function withStore<T>(global: GlobalOptions, fn: (ctx: { config: Config; store: Store }) => Promise<T>): Promise<T> {
   const ctx = await openCliStore(global);
   try {
     return await fn(ctx);
+  } catch (e) {
+    const { describeDamage } = await import('../store/openStore.js');
+    throw await describeDamage(ctx.config, e);
   } finally {
     await ctx.store.close();
   }

@@ -16,11 +16,13 @@ export async function run(name: string | undefined, opts: { json?: boolean; late
   const { restoreSnapshot } = await import('../snapshots/restoreSnapshot.js');
   const report = await restoreSnapshot(config, record, Date.now());
   if (opts.json) {
-    return io.out(JSON.stringify({ restored: snapshotJson(report.restored), pre_restore: snapshotJson(report.preRestore), tasks: report.tasks }));
+    return io.out(JSON.stringify({ restored: snapshotJson(report.restored), pre_restore: report.preRestore && snapshotJson(report.preRestore), set_aside: report.setAside, tasks: report.tasks }));
   }
   io.out(
     `restored snapshot ${record.name} (taken ${new Date(record.createdAt).toISOString()}): the database now holds its ${report.tasks} task(s).\n` +
-      `the database as it was is snapshot ${report.preRestore.name}; \`cairn restore ${report.preRestore.name}\` undoes this restore.\n` +
+      (report.preRestore
+        ? `the database as it was is snapshot ${report.preRestore.name}; \`cairn restore ${report.preRestore.name}\` undoes this restore.\n`
+        : `the damaged database could not be copied; its files were renamed to ${report.setAside.join(', ')}.\n`) +
       'interrupted stages resume when the daemon starts (`cairn start`).',
   );
 }

@@ -39,7 +39,7 @@ export async function run(request: string | undefined, opts: RunOptions, global:
   assertStagesConfigured(config);
   const { openStore } = await import('../store/openStore.js');
   const { Engine } = await import('../engine/engine.js');
-  const store = await openStore(config);
+  const store = await openStore(config, { verify: true });
   try {
     const engine = new Engine(store, config);
     const id = opts.resume

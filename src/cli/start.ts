@@ -26,7 +26,7 @@ export async function run(opts: StartOptions, global: GlobalOptions): Promise<nu
   const config = await loadCliConfig(global, { concurrency });
   assertStagesConfigured(config);
   const { openStore } = await import('../store/openStore.js');
-  const store = await openStore(config);
+  const store = await openStore(config, { verify: true });
   const daemon = await createDaemon({ store, config, resume });
   const stopped = runUntilStopped(daemon);
   try {

@@ -477,7 +477,7 @@ export class Daemon extends EventEmitter {
     signal: AbortSignal,
     log: Logger,
   ): Promise<Awaited<ReturnType<Engine['recordStageResult']>>> {
-    for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 5000)) {
+    for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 2000)) {
       try {
         return await this.engine.recordStageResult(taskId, event, this.actor, leaseToken);
       } catch (e) {

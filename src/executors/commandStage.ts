@@ -43,6 +43,12 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
   const { stage, input, logFile, outputBytes, signal } = request;
   mkdirSync(path.dirname(logFile), { recursive: true, mode: 0o700 });
   const log = createWriteStream(logFile, { flags: 'a', mode: 0o600 });
+  // A full disk (ENOSPC) must not take the daemon down: the stage runs on, its output is still kept in memory.
+  let logError: Error | null = null;
+  log.on('error', (e) => {
+    if (!logError) request.logger.error({ err: e, logFile }, `cannot write the stage log ${logFile}: ${e.message}; the stage carries on without it`);
+    logError = e;
+  });
 
   return new Promise<StageResult>((resolve) => {
     const stdoutChunks: Buffer[] = [];
@@ -67,7 +73,8 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
       for (const t of timers) clearTimeout(t);
       if (idleTimer) clearTimeout(idleTimer);
       signal.removeEventListener('abort', onAbort);
-      log.end(() => resolve(result));
+      if (logError || log.destroyed) resolve(result);
+      else log.end(() => resolve(result));
     };
 
     // SIGTERM to the group, then SIGKILL after the grace to whatever is left of it. The SIGKILL timer is

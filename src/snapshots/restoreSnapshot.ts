@@ -6,8 +6,10 @@
  * CLI process that has the database open sees either the old content or the new, never a mix.
  */
 import Database from 'better-sqlite3';
+import { existsSync, renameSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { SnapshotError } from '../errors.js';
+import { isDamage } from '../store/damage.js';
 import { isSessionGone } from '../daemon/sessions.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { snapshotFile, type SnapshotRecord } from './catalog.js';
@@ -17,7 +19,10 @@ import { verifySnapshot, type SnapshotCheck } from './verifySnapshot.js';
 
 export interface RestoreReport {
   restored: SnapshotRecord;
-  preRestore: SnapshotRecord;
+  /** The live database as it was; null when it was too damaged to copy (see `setAside`). */
+  preRestore: SnapshotRecord | null;
+  /** A damaged live database's files, renamed aside instead of snapshotted. */
+  setAside: string[];
   check: SnapshotCheck;
   tasks: number;
 }
@@ -42,7 +47,14 @@ export async function assertNoLiveDaemon(config: Config, now: number, doing: str
 /** Restores `record` over the live database. Writes the pre-restore snapshot and the live database. */
 export async function restoreSnapshot(config: Config, record: SnapshotRecord, now: number): Promise<RestoreReport> {
   const locations = locationsOf(config);
-  await assertNoLiveDaemon(config, now, 'a restore');
+  let isLiveDamaged = false;
+  try {
+    await assertNoLiveDaemon(config, now, 'a restore');
+  } catch (e) {
+    // A database too damaged to open cannot tell us about daemons, and no daemon can run on it either.
+    if (!isDamage(e)) throw e;
+    isLiveDamaged = true;
+  }
   const check = await verifySnapshot(record);
   if (!check.ok) {
     throw new SnapshotError(
@@ -50,14 +62,35 @@ export async function restoreSnapshot(config: Config, record: SnapshotRecord, no
         'Pick another one (`cairn snapshots` lists them).',
     );
   }
-  const preRestore = await takeSnapshot({ ...locations, kind: 'pre-restore', now });
+  let preRestore: SnapshotRecord | null = null;
+  const setAside: string[] = [];
+  if (!isLiveDamaged) {
+    try {
+      preRestore = await takeSnapshot({ ...locations, kind: 'pre-restore', now });
+    } catch (e) {
+      if (!isDamage(e)) throw e;
+      isLiveDamaged = true;
+    }
+  }
+  if (isLiveDamaged) {
+    // Kept for inspection under a new name; its -wal and -shm go too, or SQLite would lay them over the restored file.
+    const stamp = new Date(now).toISOString().replace(/[:.]/g, '-');
+    for (const suffix of ['', '-wal', '-shm']) {
+      const from = `${locations.dbFile}${suffix}`;
+      if (!existsSync(from)) continue;
+      const to = `${locations.dbFile}.damaged-${stamp}${suffix}`;
+      renameSync(from, to);
+      setAside.push(to);
+    }
+  }
+  const undo = preRestore ? `the database as it was is in snapshot ${preRestore.name} (\`cairn restore ${preRestore.name}\`)` : `the damaged files are ${setAside.join(', ')}`;
   const source = new Database(snapshotFile(record), { readonly: true, fileMustExist: true });
   try {
     await source.backup(locations.dbFile);
   } catch (e) {
     throw new SnapshotError(
       `copying snapshot ${record.name} into ${locations.dbFile} failed (${(e as Error).message}); ` +
-        `the database as it was is in snapshot ${preRestore.name} (\`cairn restore ${preRestore.name}\`)`,
+        undo,
       { cause: e },
     );
   } finally {
@@ -71,10 +104,10 @@ export async function restoreSnapshot(config: Config, record: SnapshotRecord, no
     if (integrity !== 'ok' || tasks !== check.tasks) {
       throw new SnapshotError(
         `after restoring ${record.name}, ${locations.dbFile} does not match it (integrity_check: ${integrity}, ${tasks} task(s) instead of ${check.tasks}); ` +
-          `put the previous database back with \`cairn restore ${preRestore.name}\``,
+          (preRestore ? `put the previous database back with \`cairn restore ${preRestore.name}\`` : `the damaged files are ${setAside.join(', ')}`),
       );
     }
-    return { restored: record, preRestore, check, tasks };
+    return { restored: record, preRestore, setAside, check, tasks };
   } finally {
     await store.close();
   }

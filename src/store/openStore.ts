@@ -9,15 +9,50 @@ export function sqlitePath(config: Config): string {
     : path.join(config.dataDir, 'cairn.db');
 }
 
+export interface OpenStoreOptions {
+  /**
+   * SQLite: check the files before use (the -wal ends on a whole frame, PRAGMA quick_check). A daemon
+   * about to run for days can afford it; read verbs skip it and rely on SQLite's own SQLITE_CORRUPT.
+   */
+  verify?: boolean;
+}
+
 /**
- * Opens (and migrates) the configured database. SQLite: creates the data directory and file if missing.
+ * Opens (and migrates) the configured database. SQLite: creates the data directory and file if missing;
+ * a damaged file is refused with a message naming the newest good snapshot to restore.
  * PostgreSQL: connects and creates the schema if missing; pg is loaded only then.
  */
-export async function openStore(config: Config): Promise<Store> {
+export async function openStore(config: Config, options: OpenStoreOptions = {}): Promise<Store> {
   if (config.store.kind === 'postgres') {
     const { openPostgresStore } = await import('./postgres.js');
     return openPostgresStore(config.store.url, { schema: config.store.schema });
   }
   const { openSqliteStore } = await import('./sqlite.js');
-  return openSqliteStore(sqlitePath(config), { durability: config.durability });
+  const { assertWalUsable, isDamage } = await import('./damage.js');
+  const file = sqlitePath(config);
+  try {
+    // Before opening: opening replays the -wal, and the next write would overwrite a cut frame.
+    if (options.verify) await assertWalUsable(file);
+    const store = openSqliteStore(file, { durability: config.durability });
+    if (options.verify) {
+      const result = store.db.pragma('quick_check', { simple: true });
+      if (result !== 'ok') {
+        await store.close();
+        const { DamagedFileError } = await import('./damage.js');
+        throw new DamagedFileError(`${file} is damaged: quick_check says ${String(result).slice(0, 200)}`);
+      }
+    }
+    return store;
+  } catch (e) {
+    throw await describeDamage(config, e, isDamage);
+  }
+}
+
+/** A damaged-file error reworded to name the snapshot to restore; any other error as it was. */
+export async function describeDamage(config: Config, e: unknown, isDamage?: (e: unknown) => boolean): Promise<unknown> {
+  if (config.store.kind !== 'sqlite') return e;
+  const damage = await import('./damage.js');
+  const file = sqlitePath(config);
+  if (!(isDamage ?? damage.isDamage)(e) || !damage.hasSqliteMagic(file)) return e;
+  return damage.damagedDatabaseError(file, e, path.join(config.dataDir, 'snapshots'));
 }

@@ -7,8 +7,9 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
-import { StoreError, toError } from '../errors.js';
+import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
+import { WalSizeGuard } from './walSizeGuard.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
 import type {
@@ -175,11 +176,13 @@ export class SqliteStore implements Store {
   private readonly stmt;
   private checkpointer: WalCheckpointer | null = null;
   private readonly listStatements = new Map<string, Database.Statement>();
+  private readonly walSize: WalSizeGuard;
 
   constructor(
     readonly db: Database.Database,
     readonly location: string,
   ) {
+    this.walSize = new WalSizeGuard(db, location, BUSY_TIMEOUT_MS);
     const p = (sql: string) => db.prepare(sql);
     this.stmt = {
       insertTask: p(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
@@ -280,18 +283,22 @@ export class SqliteStore implements Store {
   }
 
   private write<T>(fn: () => T): T {
+    let result: T;
     try {
-      return this.db.transaction(fn).immediate();
+      result = this.db.transaction(fn).immediate();
     } catch (e) {
       throw this.describeWriteFailure(e);
     }
+    this.walSize.afterCommit();
+    return result;
   }
 
   private describeWriteFailure(e: unknown): Error {
     const error = toError(e);
     const code = (error as { code?: string }).code ?? '';
     if (code === 'SQLITE_FULL') {
-      return new StoreError(`the disk holding ${this.location} is full; nothing was written. Free some space and retry.`, {
+      // Unavailable, not broken: the same write works once space is freed, and the daemon retries it.
+      return new StoreUnavailableError(`the disk holding ${this.location} is full; nothing was written. Free some space and retry.`, {
         cause: error,
       });
     }
