@@ -75,10 +75,18 @@ export const scenario: ChaosScenario = {
         const lastBefore = readDb(ws.dbFile, (db) => db.prepare('SELECT coalesce(max(at), 0) FROM transitions').pluck().get() as number);
         rmSync(fillFile);
         const freedAt = Date.now();
+        // Work for after the space comes back: what was in flight may all have fitted in the WAL's
+        // existing space (SQLite reuses it from the start), so the daemon must show it writes again.
+        for (let i = 0; i < 2; i++) ws.submit(`disk full round ${round} after freeing ${i + 1}`);
         // Recovered: the daemon commits a transition of its own again.
+        const running = daemon;
         const at = await waitFor('a transition after the space came back', 60_000, () =>
           readDb(ws.dbFile, (db) => (db.prepare("SELECT min(at) FROM transitions WHERE at > ? AND at >= ? AND actor LIKE 'daemon%'").pluck().get(lastBefore, freedAt) as number | null) ?? undefined),
-        );
+        ).catch((e: Error) => {
+          // What the daemon said since the disk filled up is what tells why it did not carry on.
+          const said = running.lines.filter((l) => l.time >= fullAt).map((l) => String(l.msg));
+          throw new Error(`${e.message}; the daemon logged since the disk filled:\n${said.slice(-40).join('\n')}`);
+        });
         recoveries.push(at - freedAt);
         log(`round ${round}: space freed; first transition ${at - freedAt} ms later`);
         await waitAllTerminal(ws.dbFile, 60_000);

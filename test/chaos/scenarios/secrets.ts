@@ -8,7 +8,7 @@
  *   - the database (cairn.db, its -wal) in tasks.request, tasks.snapshot (the machine context),
  *     transitions.event of the SUBMIT event and checkpoints.snapshot, and byte copies of that database
  *     (state/snapshots/, state/archive/);
- *   - the views of the task row (state/views/tasks/<id>.state, state/views/status/*.md), caches of it;
+ *   - the views of the task row (state/tasks/<id>.state, state/status/*.md, state/current.state), caches of it;
  *   - the stage program's stdin (what the fixture stage saves under records/input-*.json).
  * Environment and config canaries are intended nowhere: not in logs, files, the database or output.
  */
@@ -144,7 +144,7 @@ export const scenario: ChaosScenario = {
       if (!bytes.includes(taskCanary)) continue;
       const intended =
         (dbCopies.test(path.basename(file)) && (rel.startsWith('state/cairn.db') || rel.startsWith('state/snapshots/') || rel.startsWith('state/archive/'))) ||
-        /^state\/views\/(tasks\/\d+\.state|status\/[\w-]+\.md)$/.test(rel) ||
+        /^state\/(tasks\/\d+\.state|status\/[\w-]+\.md|current\.state)$/.test(rel) ||
         /^records\/input-\d+-\w+-\d+\.json$/.test(rel);
       if (!intended) leaks.push(`${rel} holds the task text`);
     }
