@@ -1,8 +1,8 @@
 /**
- * The config schema (DESIGN §6) and its loader. One strict zod schema: an unknown or mistyped key is an
- * error that names its path. Precedence, in `loadConfig` only: flags > CAIRN_* env > file > defaults.
+ * The config schema (DESIGN §6). One strict zod schema: an unknown or mistyped key is an error that
+ * names its path. Finding, merging and caching the config is loadConfig.ts (which loads zod only when
+ * a config has not been validated before).
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
@@ -147,16 +147,6 @@ export type StageConfig = z.infer<typeof Stage>;
 export type CommandStageConfig = z.infer<typeof CommandStage>;
 export type ModuleStageConfig = z.infer<typeof ModuleStage>;
 
-/** Overrides from flags; applied last. */
-export interface ConfigOverrides {
-  dataDir?: string;
-  concurrency?: number;
-  databaseUrl?: string;
-  resumeOnStart?: boolean;
-}
-
-const DEFAULT_FILES = ['cairn.config.json', 'cairn.config.yaml', 'cairn.config.yml'];
-
 function formatPath(pathParts: PropertyKey[]): string {
   if (pathParts.length === 0) return '(top level)';
   return pathParts.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
@@ -179,76 +169,7 @@ export function parseConfig(raw: unknown, source: string | null, baseDir: string
   return { ...result.data, baseDir, source };
 }
 
-async function readConfigFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new ConfigError(`cannot read config file ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  if (/\.ya?ml$/i.test(file)) {
-    const { parse } = await import('yaml');
-    try {
-      return parse(text);
-    } catch (e) {
-      throw new ConfigError(`config file ${file} is not valid YAML: ${(e as Error).message}`);
-    }
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-function envInt(name: string, env: NodeJS.ProcessEnv): number | undefined {
-  const value = env[name];
-  if (value === undefined || value === '') return undefined;
-  if (!/^\d+$/.test(value)) throw new ConfigError(`${name}=${value} is not a whole number`);
-  return Number(value);
-}
-
-/**
- * Finds and validates the config: `file` if given (it must exist), else CAIRN_CONFIG, else
- * cairn.config.json/.yaml in `cwd`, else defaults. Reads files; no other side effects.
- */
-export async function loadConfig(
-  options: { file?: string; cwd?: string; env?: NodeJS.ProcessEnv; overrides?: ConfigOverrides } = {},
-): Promise<Config> {
-  const cwd = options.cwd ?? process.cwd();
-  const env = options.env ?? process.env;
-  const explicit = options.file ?? env.CAIRN_CONFIG;
-  let file: string | null = null;
-  if (explicit) {
-    file = path.resolve(cwd, explicit);
-    if (!existsSync(file)) throw new ConfigError(`config file ${file} does not exist`);
-  } else {
-    file = DEFAULT_FILES.map((f) => path.join(cwd, f)).find((f) => existsSync(f)) ?? null;
-  }
-  const raw = file ? await readConfigFile(file) : {};
-  if (raw !== null && (typeof raw !== 'object' || Array.isArray(raw))) {
-    throw new ConfigError(`config file ${file} must hold an object of settings, not ${Array.isArray(raw) ? 'an array' : typeof raw}`);
-  }
-  const merged: Record<string, unknown> = { ...(raw as Record<string, unknown> | null) };
-
-  // CAIRN_* environment, then flags.
-  if (env.CAIRN_DATA_DIR) merged.dataDir = env.CAIRN_DATA_DIR;
-  const envConcurrency = envInt('CAIRN_CONCURRENCY', env);
-  if (envConcurrency !== undefined) merged.concurrency = envConcurrency;
-  if (env.CAIRN_DURABILITY) merged.durability = env.CAIRN_DURABILITY;
-  if (env.CAIRN_DATABASE_URL) merged.store = { kind: 'postgres', url: env.CAIRN_DATABASE_URL };
-  const o = options.overrides ?? {};
-  if (o.dataDir !== undefined) merged.dataDir = o.dataDir;
-  if (o.concurrency !== undefined) merged.concurrency = o.concurrency;
-  if (o.resumeOnStart !== undefined) merged.resumeOnStart = o.resumeOnStart;
-  if (o.databaseUrl !== undefined) merged.store = { kind: 'postgres', url: o.databaseUrl };
-
-  const baseDir = file ? path.dirname(file) : cwd;
-  const config = parseConfig(merged, file, baseDir);
-  // The data directory is relative to where cairn runs (README: `./state`), not to the config file.
-  config.dataDir = path.resolve(cwd, config.dataDir);
-  return config;
-}
+export { loadConfig, type ConfigOverrides } from './loadConfig.js';
 
 /** A config with every default, for the library API and tests. Pure. */
 export function defaultConfig(partial: ConfigFile = {}, baseDir = process.cwd()): Config {

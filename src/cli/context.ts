@@ -1,6 +1,7 @@
 /** What every verb needs: the global flags, the config, an open store, and parsed arguments. */
 import { userInfo } from 'node:os';
-import { loadConfig, type Config, type ConfigOverrides } from '../config.js';
+import type { Config } from '../config.js';
+import { loadConfig, type ConfigOverrides } from '../loadConfig.js';
 import { UsageError } from '../errors.js';
 import type { Store } from '../store/store.js';
 
