@@ -1,6 +1,7 @@
 /** Takes a snapshot: a consistent copy of the live database into `state/snapshots/`, with its record. */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { crashPoint } from '../daemon/crashPoints.js';
 import { SnapshotError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import { assertSnapshotName, timestampedName, writeRecord, type SnapshotKind, type SnapshotRecord } from './catalog.js';
@@ -51,6 +52,7 @@ export async function takeSnapshot(options: TakeSnapshotOptions): Promise<Snapsh
     dir: snapshotsDir,
     isArchived: false,
   };
+  crashPoint('snapshot-before-record');
   writeRecord(record, options.durability);
   return { ...record, ms: copy.ms };
 }

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
+import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
 import { StoreError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
@@ -238,7 +239,7 @@ export class SqliteStore implements Store {
 
   private write<T>(fn: () => T): T {
     try {
-      return this.db.transaction(fn).immediate();
+      return this.db.transaction(isArmedAtCommit ? crashBeforeCommit(fn) : fn).immediate();
     } catch (e) {
       throw this.describeWriteFailure(e);
     }
