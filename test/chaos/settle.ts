@@ -49,14 +49,20 @@ export function describeStates(tasks: TaskRow[]): string {
 }
 
 /**
- * Starts a daemon on the workspace, waits until every task is at rest, then stops it with SIGTERM.
+ * Starts a daemon on the workspace, waits until every task is at rest (and `isAlsoDone`, e.g. the
+ * inbox is empty), then stops it with SIGTERM.
  * Throws (after a kill -9) when the tasks do not come to rest in time. Returns the tasks.
  */
-export async function runUntilSettled(ws: Workspace, timeoutMs: number): Promise<TaskRow[]> {
+export async function runUntilSettled(ws: Workspace, timeoutMs: number, isAlsoDone: () => boolean = () => true): Promise<TaskRow[]> {
   const daemon = ws.startDaemon();
   try {
     await daemon.waitForLog(/cairn daemon started/, timeoutMs);
-    await waitUntil(() => isAtRest(readTasks(ws.dbFile)), timeoutMs, 'every task coming to rest', () => describeStates(readTasks(ws.dbFile)));
+    await waitUntil(
+      () => isAlsoDone() && isAtRest(readTasks(ws.dbFile)),
+      timeoutMs,
+      'every task coming to rest',
+      () => describeStates(readTasks(ws.dbFile)),
+    );
   } catch (e) {
     await daemon.kill('SIGKILL');
     throw e;
