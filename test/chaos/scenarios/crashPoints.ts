@@ -168,7 +168,7 @@ const importCase: Case = async (ws, iteration) => {
 
 const CASES: Record<CrashPoint, Case> = {
   // Every store write counts, from the session's registration on; 2 tasks make well over 20 of them.
-  'before-commit': daemonCase('before-commit', (i) => (i * 7) % 20),
+  'before-commit': daemonCase('before-commit', (i) => (5 + i * 7) % 20),
   'after-claim': daemonCase('after-claim', (i) => i % 6),
   'after-stage-exit': daemonCase('after-stage-exit', (i) => i % 6),
   'after-result': daemonCase('after-result', (i) => i % 6),

@@ -10,7 +10,7 @@ import { Workspace, type DaemonProcess } from '../../helpers/cairnProcess.js';
 import { cliAsync } from '../cliAsync.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { describeStates, readTasks, waitUntil } from '../settle.js';
+import { describeStates, readTasks, sleep, waitUntil } from '../settle.js';
 import { readStageRuns, timedStages } from '../timedStage.js';
 
 const TASKS = 3;
@@ -20,6 +20,8 @@ interface Round {
   /** Results of runs that were taken over (outcome interrupted) that got recorded anyway. */
   staleAccepted: number;
   lateRefused: number;
+  /** Freezes that landed inside a write transaction and were redone. */
+  frozenMidWrite: number;
   overlaps: string[];
   failures: string[];
 }
@@ -35,6 +37,26 @@ function staleCompletions(dbFile: string): { takenOver: number; accepted: string
                 WHERE r.outcome = 'interrupted' AND t.event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED')`)
       .all() as { task_id: number; stage: string; attempt: number; event_type: string; actor: string }[];
     return { takenOver, accepted: accepted.map((a) => `task ${a.task_id} ${a.stage} attempt ${a.attempt} was taken over, yet ${a.event_type} by ${a.actor} was recorded`) };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Whether some process holds the database's write lock right now. A daemon frozen inside a write
+ * transaction keeps it, and SQLite gives nobody a way to break it: every other process waits out
+ * its busy timeout (the second daemon then exits, saying the file stayed locked). That is SQLite's
+ * limit, not a lease to steal, so such a freeze is undone and tried again a moment later.
+ */
+function isWriteLocked(dbFile: string): boolean {
+  const db = new Database(dbFile, { timeout: 0 });
+  try {
+    db.exec('BEGIN IMMEDIATE');
+    db.exec('ROLLBACK');
+    return false;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'SQLITE_BUSY') return true;
+    throw e;
   } finally {
     db.close();
   }
@@ -60,14 +82,28 @@ async function stealOnce(ws: Workspace): Promise<Round> {
   const frozen = ws.startDaemon();
   let second: DaemonProcess | null = null;
   let lateRefused = 0;
+  let frozenMidWrite = 0;
   try {
     await frozen.waitForLog(/cairn daemon started/, 30_000);
     await waitUntil(() => ws.ledger().filter((l) => l.stage === 'implement').length === TASKS, 30_000, 'every implement attempt 1 starting');
     frozen.child.kill('SIGSTOP');
+    while (isWriteLocked(ws.dbFile)) {
+      if (++frozenMidWrite > 20) throw new Error('the first daemon was frozen inside a write transaction 20 times in a row');
+      frozen.child.kill('SIGCONT');
+      await sleep(20 + Math.random() * 50);
+      frozen.child.kill('SIGSTOP');
+    }
     second = ws.startDaemon();
-    await waitUntil(() => readTasks(ws.dbFile).every((t) => t.state === 'completed'), 40_000, 'the second daemon completing every task', () =>
-      describeStates(readTasks(ws.dbFile)),
+    const taker = second;
+    let secondExit: string | null = null;
+    void taker.exited.then((e) => (secondExit = `the second daemon exited ${e.code ?? e.signal}: ${taker.stderr.trim()}`));
+    await waitUntil(
+      () => secondExit !== null || readTasks(ws.dbFile).every((t) => t.state === 'completed'),
+      40_000,
+      'the second daemon completing every task',
+      () => describeStates(readTasks(ws.dbFile)),
     );
+    if (secondExit) throw new Error(secondExit);
     frozen.child.kill('SIGCONT');
     // Thawed, it must give up every run it lost: its result refused, or the run stopped unrecorded.
     const takenOver = ws.ledger().filter((l) => l.stage === 'implement' && l.attempt === 2).map((l) => l.task);
@@ -86,7 +122,7 @@ async function stealOnce(ws: Workspace): Promise<Round> {
   const { overlaps } = readStageRuns(ws);
   failures.push(...overlaps);
   if (stale.takenOver === 0) failures.push('no run was taken over: the second daemon never stole a lease, so nothing was tested');
-  return { takenOver: stale.takenOver, staleAccepted: stale.accepted.length, lateRefused, overlaps, failures };
+  return { takenOver: stale.takenOver, staleAccepted: stale.accepted.length, lateRefused, frozenMidWrite, overlaps, failures };
 }
 
 export const scenario: ChaosScenario = {
@@ -95,7 +131,7 @@ export const scenario: ChaosScenario = {
   target: 'stale completions accepted 0, stages running twice at once 0',
   async run({ quick, workDir, log }) {
     const rounds = quick ? 1 : 10;
-    const totals = { takenOver: 0, staleAccepted: 0, lateRefused: 0, overlaps: 0 };
+    const totals = { takenOver: 0, staleAccepted: 0, lateRefused: 0, overlaps: 0, frozenMidWrite: 0 };
     const failures: string[] = [];
     for (let i = 0; i < rounds; i++) {
       const ws = new Workspace(path.join(workDir, `round-${i}`));
@@ -105,15 +141,16 @@ export const scenario: ChaosScenario = {
         totals.staleAccepted += round.staleAccepted;
         totals.lateRefused += round.lateRefused;
         totals.overlaps += round.overlaps.length;
+        totals.frozenMidWrite += round.frozenMidWrite;
         failures.push(...round.failures.map((f) => `round ${i + 1}: ${f}`));
-        log(`round ${i + 1}: ${round.takenOver} run(s) taken over, ${round.lateRefused} late result(s) refused, ${round.failures.length} failure(s)`);
+        log(`round ${i + 1}: ${round.takenOver} run(s) taken over, ${round.lateRefused} late result(s) refused, ${round.frozenMidWrite} freeze(s) redone mid-write, ${round.failures.length} failure(s)`);
       } catch (e) {
         failures.push(`round ${i + 1} in ${ws.dir}: ${(e as Error).message}`);
       }
     }
     return {
       iterations: rounds,
-      figure: `stale completions accepted ${totals.staleAccepted}, twice at once ${totals.overlaps} (runs taken over ${totals.takenOver}, late results refused ${totals.lateRefused})`,
+      figure: `stale completions accepted ${totals.staleAccepted}, twice at once ${totals.overlaps} (runs taken over ${totals.takenOver}, late results refused ${totals.lateRefused}, freezes redone mid-write ${totals.frozenMidWrite})`,
       held: failures.length === 0,
       failures,
     };
