@@ -48,7 +48,7 @@ async function submit(ws: Workspace, request: string): Promise<number> {
 function daemonCase(label: CrashPoint, passesOf: (iteration: number) => number): Case {
   return async (ws, iteration) => {
     autoConfig(ws);
-    const ids = [await submit(ws, `${label} a`), await submit(ws, `${label} b`)];
+    const ids = await Promise.all([submit(ws, `${label} a`), submit(ws, `${label} b`)]);
     const passes = passesOf(iteration);
     const crashing = ws.startDaemon([], { CAIRN_CRASH_AT: label, CAIRN_CRASH_AFTER: String(passes) });
     const exit = await Promise.race([crashing.exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
