@@ -3,7 +3,7 @@
  * cycles take real snapshots, and exactly the expected set survives. Cron arithmetic is checked on
  * its own. No sleeps: the clock is a variable.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { nextTick, previousTick } from '../src/daemon/cronTicks.js';
 import { Heartbeat } from '../src/daemon/heartbeat.js';
 import { Engine } from '../src/engine/engine.js';
 import { listSnapshots, timestampedName } from '../src/snapshots/catalog.js';
-import { planRetention } from '../src/snapshots/retention.js';
+import { applyRetention, planRetention } from '../src/snapshots/retention.js';
 import { takeSnapshot } from '../src/snapshots/takeSnapshot.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { tempDir } from './helpers/tmp.js';
@@ -125,6 +125,25 @@ describe('retention with an injected clock', () => {
     const later = (await t.heartbeat.runCycle())!;
     expect(later.parts.find((p) => p.name === 'snapshot')!.detail).toMatchObject({ name: timestampedName('hourly', T0 + 11 * HOUR + 5 * 60_000) });
     await t.store.close();
+  });
+});
+
+describe('leftovers of snapshots killed half-way', () => {
+  it('retention removes an old copy whose record was never written, and an old .partial; a fresh one may still be in progress', async () => {
+    const dir = tempDir();
+    const store = openSqliteStore(path.join(dir, 'cairn.db'));
+    const snapshotsDir = path.join(dir, 'snapshots');
+    const archiveDir = path.join(dir, 'archive');
+    const now = Date.now();
+    const kept = await takeSnapshot({ dbFile: store.location, snapshotsDir, archiveDir, kind: 'manual', now, durability: 'normal' });
+    await store.close();
+    const twoHoursAgo = new Date(now - 2 * HOUR);
+    for (const [name, isOld] of [['killed-before-record.db', true], ['killed-before-rename.db.partial', true], ['still-copying.db', false]] as const) {
+      writeFileSync(path.join(snapshotsDir, name), 'half a snapshot');
+      if (isOld) utimesSync(path.join(snapshotsDir, name), twoHoursAgo, twoHoursAgo);
+    }
+    applyRetention({ snapshotsDir, archiveDir }, now, { keepHourly: 24, keepDaily: 30, archive: true });
+    expect(readdirSync(snapshotsDir).sort()).toEqual([`${kept.name}.db`, `${kept.name}.json`, 'still-copying.db']);
   });
 });
 

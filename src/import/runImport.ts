@@ -6,6 +6,7 @@
 import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
+import { crashPoint } from '../daemon/crashPoints.js';
 import { policyFromConfig } from '../engine/snapshot.js';
 import { ImportError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
@@ -131,7 +132,10 @@ export async function runImport(
         continue;
       }
       const items = source.kind === 'orchestrator-tasks' ? readOrchestratorDb(source.path, ctx) : readExperimentState(source.path, ctx).items;
-      for (const item of items) await handle(item);
+      for (const item of items) {
+        await handle(item);
+        crashPoint('import-between-tasks');
+      }
     }
   } finally {
     await stateBackend?.close();

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import { crashPoint } from '../daemon/crashPoints.js';
 import { SnapshotError, toError } from '../errors.js';
 
 const BUSY_TIMEOUT_MS = 15_000;
@@ -94,6 +95,7 @@ export async function copyDatabase(liveFile: string, destFile: string, durabilit
     if (durability === 'full') fsyncPath(partial);
     const sha256 = await sha256OfFile(partial);
     const sizeBytes = statSync(partial).size;
+    crashPoint('snapshot-before-rename');
     renameSync(partial, destFile);
     if (durability === 'full') fsyncPath(path.dirname(destFile));
     return { file: destFile, sizeBytes, sha256, tasks, schemaVersion, ms: Math.round(performance.now() - started) };

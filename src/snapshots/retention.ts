@@ -60,7 +60,8 @@ function move(from: string, to: string): void {
 
 /**
  * Completes what a crash interrupted: a record whose file already went to the archive follows it;
- * a record whose file is gone for good is removed; old `.partial` copies are removed.
+ * a record whose file is gone for good is removed; old `.partial` copies, and old copies whose
+ * record was never written (killed between the rename and the record), are removed.
  */
 function tidy(snapshotsDir: string, archiveDir: string, now: number): void {
   for (const r of listSnapshots(snapshotsDir)) {
@@ -69,7 +70,8 @@ function tidy(snapshotsDir: string, archiveDir: string, now: number): void {
     else unlinkSync(recordFile(r));
   }
   for (const f of readdirSync(snapshotsDir)) {
-    if (!f.endsWith('.partial')) continue;
+    const isUnrecorded = f.endsWith('.db') && !existsSync(path.join(snapshotsDir, `${f.slice(0, -'.db'.length)}.json`));
+    if (!f.endsWith('.partial') && !isUnrecorded) continue;
     const file = path.join(snapshotsDir, f);
     if (now - statSync(file).mtimeMs > STALE_PARTIAL_MS) unlinkSync(file);
   }

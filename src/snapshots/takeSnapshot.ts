@@ -1,6 +1,7 @@
 /** Takes a snapshot: a consistent copy of the live database into `state/snapshots/`, with its record. */
-import { existsSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import { crashPoint } from '../daemon/crashPoints.js';
 import { SnapshotError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import { assertSnapshotName, timestampedName, writeRecord, type SnapshotKind, type SnapshotRecord } from './catalog.js';
@@ -39,6 +40,9 @@ export async function takeSnapshot(options: TakeSnapshotOptions): Promise<Snapsh
     name = base;
     for (let i = 2; isTaken(name, snapshotsDir, archiveDir); i++) name = `${base}-${i}`;
   }
+  // A NAME.db without its record was left by a snapshot killed before recording it: not a snapshot.
+  const leftover = path.join(snapshotsDir, `${name}.db`);
+  if (existsSync(leftover)) unlinkSync(leftover);
   const copy = await copyDatabase(options.dbFile, path.join(snapshotsDir, `${name}.db`), options.durability);
   const record: SnapshotRecord = {
     name,
@@ -51,10 +55,12 @@ export async function takeSnapshot(options: TakeSnapshotOptions): Promise<Snapsh
     dir: snapshotsDir,
     isArchived: false,
   };
+  crashPoint('snapshot-before-record');
   writeRecord(record, options.durability);
   return { ...record, ms: copy.ms };
 }
 
+/** A name is taken once its record is written: that is the moment a snapshot exists (and is listed). */
 function isTaken(name: string, ...dirs: string[]): boolean {
-  return dirs.some((dir) => existsSync(path.join(dir, `${name}.db`)) || existsSync(path.join(dir, `${name}.json`)));
+  return dirs.some((dir) => existsSync(path.join(dir, `${name}.json`)));
 }

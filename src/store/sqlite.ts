@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
+import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { WalSizeGuard } from './walSizeGuard.js';
@@ -285,7 +286,7 @@ export class SqliteStore implements Store {
   private write<T>(fn: () => T): T {
     let result: T;
     try {
-      result = this.db.transaction(fn).immediate();
+      result = this.db.transaction(isArmedAtCommit ? crashBeforeCommit(fn) : fn).immediate();
     } catch (e) {
       throw this.describeWriteFailure(e);
     }

@@ -61,8 +61,9 @@ export function checkInvariants(dbFile: string, ledgerFile?: string): InvariantR
       .all() as { task_id: number; stage: string; attempt: number; n: number }[];
     for (const d of duplicates) violations.push(`task ${d.task_id} ${d.stage} attempt ${d.attempt}: ${d.n} completions recorded`);
 
+    // Imported results (actor "import:<source>") were produced by the legacy tool, not by a stage program.
     const completions = db
-      .prepare(`SELECT COUNT(*) FROM transitions WHERE event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED') AND actor != 'import'`)
+      .prepare(`SELECT COUNT(*) FROM transitions WHERE event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED') AND actor NOT LIKE 'import%'`)
       .pluck()
       .get() as number;
 
@@ -80,7 +81,7 @@ export function checkInvariants(dbFile: string, ledgerFile?: string): InvariantR
       const recorded = db
         .prepare(`SELECT DISTINCT r.run_id FROM stage_runs r JOIN transitions t
                   ON t.task_id = r.task_id AND t.stage = r.stage AND t.attempt = r.attempt
-                  WHERE t.event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED')`)
+                  WHERE t.event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED') AND t.actor NOT LIKE 'import%'`)
         .pluck()
         .all() as string[];
       for (const runId of recorded) if (!runIds.has(runId)) violations.push(`run ${runId} has a recorded result but never executed`);
