@@ -105,9 +105,11 @@ describe('crash recovery with real processes', () => {
     await daemon.kill('SIGTERM');
     for (const [i, id] of ids.entries()) {
       const child = spawn(process.execPath, [CAIRN_BIN, 'approve', String(id)], { cwd: ws.dir, stdio: 'ignore' });
+      // Listened for from the start: a fast approve may finish before the kill.
+      const exited = new Promise((r) => child.on('exit', r));
       await new Promise((r) => setTimeout(r, 40 + i * 40));
       child.kill('SIGKILL');
-      await new Promise((r) => child.on('exit', r));
+      await exited;
       const approvals = ws.history(id).filter((h) => h.event.type === 'APPROVE');
       const state = ws.show(id).state;
       expect(approvals.length).toBe(state === 'implementing' ? 1 : 0);

@@ -566,17 +566,21 @@ describe('optimistic concurrency across two connections', () => {
       ids.push(t.id);
     }
 
-    // Both orders of the race: in one round the approvals are asked first, in the other the cancels.
-    // Each engine group-commits what it is asked in one turn, so whoever asks first commits first and
-    // the other engine's writes, computed from the same versions, conflict and are recomputed.
+    // Both orders of the race. Each engine group-commits what it is asked in one turn, and engine A
+    // starts from the records it last committed (the tasks at the gate), without reading. Asked in the
+    // same turn, A's approvals commit first and B's cancels, computed from the same versions, conflict
+    // and are recomputed from implementing. When B's cancels have committed first, A's approvals are
+    // computed from a stale record, conflict, and are refused on the fresh one.
     const race = (round: number[], approveFirst: boolean) =>
       Promise.all(
         round.map(async (id) => {
           const approve = () => engineA.approve(id, 'ann');
           const cancel = () => engineB.cancel(id, 'bob', 'changed my mind');
-          const [first, second] = approveFirst ? [approve(), cancel()] : [cancel(), approve()];
-          const settled = await Promise.allSettled([first, second]);
-          return approveFirst ? settled : [settled[1], settled[0]];
+          if (approveFirst) return Promise.allSettled([approve(), cancel()]);
+          const cancelled = cancel();
+          await new Promise((r) => setTimeout(r, 20));
+          const [cancelResult, approveResult] = await Promise.allSettled([cancelled, approve()]);
+          return [approveResult, cancelResult];
         }),
       );
     const outcomes = [

@@ -67,8 +67,14 @@ describe('zero-parse views', () => {
       await waitFor(() => readFileSync(path.join(ws.dataDir, 'status', 'current-state.md'), 'utf8').includes(`cairn approve ${waiting}`), {
         what: 'current-state.md lists the approval',
       });
-      const next = readFileSync(path.join(ws.dataDir, 'status', 'next-steps.md'), 'utf8');
-      expect(next).toContain(`#${blocked} [high] blocked by the first (waits for #${waiting} plan_awaiting_approval)`);
+      // Written right after current-state.md in the same refresh: waited for, not read in between.
+      await waitFor(
+        () =>
+          readFileSync(path.join(ws.dataDir, 'status', 'next-steps.md'), 'utf8').includes(
+            `#${blocked} [high] blocked by the first (waits for #${waiting} plan_awaiting_approval)`,
+          ),
+        { what: 'next-steps.md lists the blocked task' },
+      );
 
       // A CLI approval rewrites the view from the CLI process itself.
       expect(ws.cli(['approve', String(waiting)]).code).toBe(0);
