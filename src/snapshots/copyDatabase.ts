@@ -8,7 +8,8 @@
  */
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { crashPoint } from '../daemon/crashPoints.js';
 import { SnapshotError, toError } from '../errors.js';
@@ -26,19 +27,24 @@ export interface CopiedDatabase {
   ms: number;
 }
 
-/** Files up to this size are hashed in one read; larger ones are streamed so memory stays flat. */
-const HASH_IN_ONE_READ_BYTES = 32 * 1024 * 1024;
+/** Read size for hashing: one buffer, reused, so hashing a large database leaves no garbage behind. */
+const HASH_CHUNK_BYTES = 1024 * 1024;
 
 /** The sha256 of a file. Reads the file. */
-export function sha256OfFile(file: string): Promise<string> {
-  if (statSync(file).size <= HASH_IN_ONE_READ_BYTES) return Promise.resolve(createHash('sha256').update(readFileSync(file)).digest('hex'));
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(file)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
+export async function sha256OfFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buffer.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash.digest('hex');
 }
 
 /** fsyncs a file or directory, so a rename or a copy survives a power cut. */
