@@ -71,17 +71,21 @@ export async function loadConfig(
   }
   const merged: Record<string, unknown> = { ...(raw as Record<string, unknown> | null) };
 
+  // A database URL from env or a flag replaces the store, but keeps the schema the config file names.
+  const fileSchema = (merged.store as { schema?: unknown } | undefined)?.schema;
+  const postgresAt = (url: string) => ({ kind: 'postgres', url, ...(fileSchema !== undefined ? { schema: fileSchema } : {}) });
+
   // CAIRN_* environment, then flags.
   if (env.CAIRN_DATA_DIR) merged.dataDir = env.CAIRN_DATA_DIR;
   const envConcurrency = envInt('CAIRN_CONCURRENCY', env);
   if (envConcurrency !== undefined) merged.concurrency = envConcurrency;
   if (env.CAIRN_DURABILITY) merged.durability = env.CAIRN_DURABILITY;
-  if (env.CAIRN_DATABASE_URL) merged.store = { kind: 'postgres', url: env.CAIRN_DATABASE_URL };
+  if (env.CAIRN_DATABASE_URL) merged.store = postgresAt(env.CAIRN_DATABASE_URL);
   const o = options.overrides ?? {};
   if (o.dataDir !== undefined) merged.dataDir = o.dataDir;
   if (o.concurrency !== undefined) merged.concurrency = o.concurrency;
   if (o.resumeOnStart !== undefined) merged.resumeOnStart = o.resumeOnStart;
-  if (o.databaseUrl !== undefined) merged.store = { kind: 'postgres', url: o.databaseUrl };
+  if (o.databaseUrl !== undefined) merged.store = postgresAt(o.databaseUrl);
 
   const baseDir = file ? path.dirname(file) : cwd;
   const input = { merged, file, baseDir, cwd };
