@@ -61,6 +61,6 @@ export const resume = (id: string, o: { json?: boolean }, g: GlobalOptions, io: 
     const { endLeftoverRun } = await import('../daemon/orphans.js');
     await markGoneSessions(store, Date.now(), config.heartbeat.staleAfter);
     const task = await e.getTask(taskId);
-    if (task.lease && !(await isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter))) await endLeftoverRun(store, task);
+    if (task.lease && !(await isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter))) await endLeftoverRun(store, task, config.dataDir);
     return e.resume(taskId, `user:${actorName()}`, (task) => isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter));
   });

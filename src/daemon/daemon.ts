@@ -218,7 +218,7 @@ export class Daemon extends EventEmitter {
 
   /** A stage started on this host by a dead session may still be running: end it before running it again. */
   private async endLeftoverProcess(task: TaskRecord): Promise<void> {
-    const ended = await endLeftoverRun(this.store, task);
+    const ended = await endLeftoverRun(this.store, task, this.config.dataDir);
     if (ended) {
       this.logger.warn(
         { task: task.id, stage: ended.stage, attempt: ended.attempt, pgid: ended.pgid },

@@ -580,7 +580,12 @@ export class PostgresStore implements Store {
   }
 
   async endSession(id: string, status: 'stopped' | 'crashed' | 'stale', at: number): Promise<void> {
-    await this.query('ending the session', "UPDATE sessions SET status = $1, ended_at = $2 WHERE id = $3 AND status IN ('active', 'stale')", [
+    // An ended session's leases are over too: its tasks are resumable, and no lease outlives its holder.
+    await this.query(
+      'ending the session',
+      `WITH ended AS (UPDATE sessions SET status = $1, ended_at = $2 WHERE id = $3 AND status IN ('active', 'stale') RETURNING id)
+       UPDATE tasks SET lease_expires_at = $2 WHERE lease_owner IN (SELECT id FROM ended) AND lease_expires_at > $2`,
+      [
       status,
       at,
       id,

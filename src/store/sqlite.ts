@@ -248,6 +248,7 @@ export class SqliteStore implements Store {
       touchSession: p("UPDATE sessions SET last_heartbeat_at = ? WHERE id = ? AND status = 'active'"),
       touchSessionAtLeast: p("UPDATE sessions SET last_heartbeat_at = max(last_heartbeat_at, ?) WHERE id = ? AND status = 'active'"),
       renewLeases: p('UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?'),
+      expireLeases: p('UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at > ?'),
       endSession: p("UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status IN ('active', 'stale')"),
       sessions: p('SELECT * FROM sessions ORDER BY started_at DESC'),
       sessionsByStatus: p('SELECT * FROM sessions WHERE status = ? ORDER BY started_at DESC'),
@@ -639,7 +640,10 @@ export class SqliteStore implements Store {
   }
 
   async endSession(id: string, status: 'stopped' | 'crashed' | 'stale', at: number): Promise<void> {
-    this.write(() => this.stmt.endSession.run(status, at, id));
+    this.write(() => {
+      // An ended session's leases are over too: its tasks are resumable, and no lease outlives its holder.
+      if (this.stmt.endSession.run(status, at, id).changes === 1) this.stmt.expireLeases.run(at, id, at);
+    });
   }
 
   async listSessions(filter: { status?: SessionRecord['status'] } = {}): Promise<SessionRecord[]> {

@@ -5,7 +5,7 @@
  *   - every task is terminal or resumable (a stage run or a human decision is all it waits for);
  *   - at most one recorded completion per (task, stage, attempt), enforced by a UNIQUE index;
  *   - the ledger of executions reconciles with the database: executions >= completions;
- *   - no live lease belongs to a session that is not active.
+ *   - no live (unexpired) lease belongs to a session that is not active.
  */
 import Database from 'better-sqlite3';
 import { existsSync, readFileSync } from 'node:fs';
@@ -67,11 +67,12 @@ export function checkInvariants(dbFile: string, ledgerFile?: string): InvariantR
       .pluck()
       .get() as number;
 
+    // A lease is live until it expires; one held by a session that ended must have expired with it.
     const staleLeases = db
       .prepare(`SELECT t.id, t.lease_owner, s.status FROM tasks t LEFT JOIN sessions s ON s.id = t.lease_owner
-                WHERE t.lease_owner IS NOT NULL AND (s.status IS NULL OR s.status != 'active')`)
-      .all() as { id: number; lease_owner: string; status: string | null }[];
-    for (const l of staleLeases) violations.push(`task ${l.id} is leased to session ${l.lease_owner}, which is ${l.status ?? 'unknown'}`);
+                WHERE t.lease_owner IS NOT NULL AND t.lease_expires_at > ? AND (s.status IS NULL OR s.status != 'active')`)
+      .all(Date.now()) as { id: number; lease_owner: string; status: string | null }[];
+    for (const l of staleLeases) violations.push(`task ${l.id} holds a live lease of session ${l.lease_owner}, which is ${l.status ?? 'unknown'}`);
 
     let executions = completions;
     if (ledgerFile) {
