@@ -659,12 +659,17 @@ export class SqliteStore implements Store {
   checkpointInBackground(onError: (message: string) => void): void {
     if (this.checkpointer || this.location === ':memory:') return;
     const synchronous = this.db.pragma('synchronous', { simple: true }) === 2 ? 'FULL' : 'NORMAL';
-    this.checkpointer = new WalCheckpointer(this.db, this.location, synchronous, onError);
+    this.checkpointer = new WalCheckpointer(this.db, this.location, synchronous, (message) => {
+      this.walSize.backgroundCheckpoints(false);
+      onError(message);
+    });
+    this.walSize.backgroundCheckpoints(true);
   }
 
   async close(): Promise<void> {
     await this.checkpointer?.stop();
     this.checkpointer = null;
+    this.walSize.backgroundCheckpoints(false);
     if (this.db.open) this.db.close();
   }
 }

@@ -12,6 +12,11 @@ import { statSync } from 'node:fs';
 
 /** Same as SQLite's auto-checkpoint threshold (1000 pages of 4 KiB). */
 const THRESHOLD_BYTES = 4 * 1024 * 1024;
+/**
+ * With the background checkpointer running, the -wal starts over by itself unless readers starve it;
+ * a burst of commits between two of its passes must not send the committing thread into a TRUNCATE.
+ */
+const THRESHOLD_WITH_BACKGROUND_BYTES = 16 * 1024 * 1024;
 /** How long a checkpoint may wait for readers; writers of every process wait this long at most. */
 const WAIT_FOR_READERS_MS = 250;
 /**
@@ -25,6 +30,7 @@ export class WalSizeGuard {
   private readonly walFile: string;
   private nextAttemptAt = 0;
   private pauseMs = FIRST_PAUSE_MS;
+  private threshold = THRESHOLD_BYTES;
 
   constructor(
     private readonly db: Database.Database,
@@ -32,6 +38,11 @@ export class WalSizeGuard {
     private readonly busyTimeoutMs: number,
   ) {
     this.walFile = `${dbFile}-wal`;
+  }
+
+  /** The background checkpointer runs (or stopped): only a starved -wal needs this guard then. */
+  backgroundCheckpoints(running: boolean): void {
+    this.threshold = running ? THRESHOLD_WITH_BACKGROUND_BYTES : THRESHOLD_BYTES;
   }
 
   /** Call after a commit; cheap (one stat) unless the -wal is over the threshold. Never throws. */
@@ -43,7 +54,7 @@ export class WalSizeGuard {
     } catch {
       return; // no -wal (not WAL mode, or just truncated)
     }
-    if (size < THRESHOLD_BYTES) return;
+    if (size < this.threshold) return;
     let done = false;
     try {
       this.db.pragma(`busy_timeout = ${WAIT_FOR_READERS_MS}`);
