@@ -106,14 +106,17 @@ export function describeStateSpec(spec: StateSpec): string {
   if (spec.kind === 'sqlite') return `sqlite:${spec.path}`;
   if (spec.kind === 'json') return `json:${spec.dir}`;
   if (spec.kind === 'postgres') {
+    let shown = spec.url;
     let fromUrl: string | null = null;
     try {
-      fromUrl = new URL(spec.url).searchParams.get('schema');
+      const url = new URL(spec.url);
+      fromUrl = url.searchParams.get('schema');
+      url.searchParams.delete('schema');
+      shown = url.href;
     } catch {
       // Not a URL: opening it says so; a message only needs a name.
     }
-    const schema = spec.schema ?? fromUrl ?? 'public';
-    return `${redactUrl(spec.url)} (schema ${schema})`;
+    return `${redactUrl(shown)} (schema ${spec.schema ?? fromUrl ?? 'public'})`;
   }
   return `${redactUrl(spec.url)} (prefix ${spec.prefix})`;
 }
