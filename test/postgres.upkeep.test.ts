@@ -3,6 +3,8 @@
  * and exactly one of them runs the command, so each cycle's tasks are submitted once. (Before the
  * upkeep lock reached PostgreSQL, both ran it on every tick and every task arrived twice.) With
  * `cycle.every`, which SQLite counts in its heartbeat rows, PostgreSQL still runs it every N ticks.
+ * A daemon killed in the middle of the upkeep does not stop it for long: once its session is marked
+ * stale, the other takes the lock over.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
@@ -41,15 +43,15 @@ function readRuns(ledger: string): { at: number; machine: string }[] {
 }
 
 /** Two daemons on `url` whose cycle command appends to `ledger`; returns once both have started. */
-async function startTwoDaemons(url: string, ledger: string, every = 1): Promise<Machine[]> {
+async function startTwoDaemons(url: string, ledger: string, every = 1, extra: { staleAfter?: string; hold?: string } = {}): Promise<Machine[]> {
   const daemons = ['machine-a', 'machine-b'].map((host) => {
       const m = new Machine(url, host);
       machines.push(m);
     writeMachineConfig(m, {
       // Manual gates: the cycle's tasks stop after planning, so the daemons stay quiet apart from the heartbeat.
       approvals: { plan: 'manual', implementation: 'manual' },
-      heartbeat: { cron: `*/${TICK_MS / 1000} * * * * *`, staleAfter: '30s' },
-      cycle: { run: [CYCLE], env: { CYCLE_LEDGER: ledger, CYCLE_MACHINE: host }, every },
+      heartbeat: { cron: `*/${TICK_MS / 1000} * * * * *`, staleAfter: extra.staleAfter ?? '30s' },
+      cycle: { run: [CYCLE], env: { CYCLE_LEDGER: ledger, CYCLE_MACHINE: host, ...(extra.hold ? { CYCLE_HOLD: extra.hold } : {}) }, every },
     });
     return m;
   });
@@ -94,5 +96,30 @@ describe('the cycle command with two daemons on one database', () => {
     const ticks = readRuns(ledger).map((r) => Math.floor(r.at / TICK_MS)).sort((a, b) => a - b);
     // Two ticks apart, never one (and none missed while both daemons ran).
     expect(ticks.slice(1).map((t, i) => t - ticks[i]), `ticks: ${ticks.join(' ')}`).toEqual(ticks.slice(1).map(() => 2));
+  });
+
+  it('a daemon killed mid-upkeep: the other takes the lock over once its session is stale, and runs the cycle', { timeout: 90_000 }, async () => {
+    const schema = await newTestSchema('killed');
+    const url = schemaUrl(schema);
+    const dir = tempDir();
+    const ledger = path.join(dir, 'cycle-ledger');
+    const hold = path.join(dir, 'hold');
+    const daemons = await startTwoDaemons(url, ledger, 1, { staleAfter: '4s', hold });
+    const holder = await waitFor(() => existsSync(path.join(hold, 'holder')) && readFileSync(path.join(hold, 'holder'), 'utf8').trim(), {
+      what: 'the first cycle command holding the upkeep',
+      timeoutMs: 20_000,
+    });
+    const [machine, pid] = holder.split(' ');
+    const killed = daemons.find((m) => m.host === machine)!;
+    const survivor = daemons.find((m) => m !== killed)!;
+    await killed.daemon!.kill('SIGKILL');
+    process.kill(-Number(pid), 'SIGKILL'); // the cycle command's own process group, orphaned by the kill
+    const held = await adminQuery<{ owner: string }>("SELECT owner FROM maintenance_locks WHERE name = 'heartbeat-upkeep'", [], schema);
+    expect(held).toEqual([{ owner: killed.sessionId }]);
+
+    // The lock's TTL is 15 minutes; the survivor does not wait for it.
+    await waitFor(() => readRuns(ledger).some((r) => r.machine === survivor.host), { what: 'a cycle run by the surviving daemon', timeoutMs: 40_000, intervalMs: 200 });
+    await survivor.stop();
+    expect(readRuns(ledger).every((r) => r.machine === survivor.host)).toBe(true);
   });
 });
