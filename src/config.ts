@@ -128,12 +128,15 @@ export const ConfigSchema = z.strictObject({
   inbox: z.strictObject({ dir: z.string().optional() }).default({}),
   state: z
     .strictObject({
-      backend: z.enum(['sqlite', 'json', 'redis']).default('sqlite'),
+      // Unset: the store's own kind (a sqlite store keeps state in sqlite, a postgres store in postgres);
+      // src/state/openStateBackend.ts decides, since a default here cannot see `store`.
+      backend: z.enum(['sqlite', 'postgres', 'json', 'redis']).optional(),
       dir: z.string().optional(),
+      // redis: the server; postgres: a database other than the store's (default: the store's).
       url: z.string().optional(),
       prefix: z.string().optional(),
     })
-    .default({ backend: 'sqlite' }),
+    .default({}),
 });
 
 export type ConfigFile = z.input<typeof ConfigSchema>;

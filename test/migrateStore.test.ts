@@ -1,8 +1,9 @@
 /**
  * `cairn migrate-store --from sqlite:PATH --to postgres://…`: a SQLite database with a few hundred
  * tasks in every kind of state is copied, and `show --json`, `history --json` and `list --json` print
- * the same bytes on both sides for every task; a non-empty target is refused unless --force; a daemon
- * still running on the source is refused; the verification catches a copy that differs.
+ * the same bytes on both sides for every task, and `cairn state get/list/checkpoints` the same state
+ * keys; a non-empty target is refused unless --force; a daemon still running on the source is refused;
+ * the verification catches a copy that differs.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { defaultConfig } from '../src/config.js';
 import { thisHost } from '../src/daemon/sessions.js';
 import { Engine } from '../src/engine/engine.js';
 import { StoreError } from '../src/errors.js';
+import { SqliteStateBackend } from '../src/state/sqliteState.js';
 import { copyRows, verifyCopy } from '../src/store/copyStore.js';
 import { openPostgresStore, type PostgresStore } from '../src/store/postgres.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
@@ -102,8 +104,17 @@ async function buildSource(count: number): Promise<{ dir: string; file: string; 
   ids.push(...(await store.findIntake({ source: 'inbox', key: 'sha-abc' }))!);
   await store.createSession({ id: 'stopped-daemon', pid: 1, host: 'elsewhere', at: now });
   await store.endSession('stopped-daemon', 'stopped', now + 5);
-  // State keys live in the same file but have no PostgreSQL table yet: they must be reported, not lost silently.
-  store.db.prepare("INSERT INTO kv_entries (ns, key, value, updated_at) VALUES ('task-1', 'phase', '\"building\"', '2026-01-01T00:00:00.000Z')").run();
+  // State keys in the same file, through the real backend: values of every shape, a legacy zone-less
+  // stamp, a key that sorts differently by collation, checkpoints and a namespace with only a checkpoint.
+  let stateMs = Date.UTC(2026, 0, 1);
+  const state = new SqliteStateBackend(store.db, file, null, () => (stateMs += 1000));
+  await state.set('task-1', 'phase', 'building');
+  await state.set('task-1', 'plan', { steps: ['a', 'b'], estimate: 2.5, done: false, owner: null });
+  await state.set('task-1', 'Zed', 'ünïcødé ✓ "quoted"');
+  await state.checkpoint('task-1', 'after_planning');
+  await state.set('task-1', 'phase', 'testing');
+  await state.importNamespace({ ns: 'legacy', entries: [{ key: 'current_phase', value: 'review', updatedAt: '2026-01-01T10:00:00' }], checkpoints: [] });
+  await state.checkpoint('only-checkpoint', 'empty');
   await store.close();
   writeFileSync(path.join(dir, 'cairn.config.json'), '{}');
   return { dir, file, ids };
@@ -146,8 +157,10 @@ describe('migrate-store', () => {
     expect(report.tables.notes).toBeGreaterThan(30);
     expect(report.tables.sessions).toBe(2);
     expect(report.tables.intake_keys).toBe(1);
-    expect(report.skipped).toEqual([{ table: 'kv_entries', rows: 1, reason: expect.stringContaining('PostgreSQL') }]);
-    expect(first.stderr).toContain('not copied: 1 row(s) of kv_entries');
+    expect(report.tables.kv_entries).toBe(4);
+    expect(report.tables.kv_checkpoints).toBe(2);
+    expect(report.skipped).toEqual([]);
+    expect(first.stderr).not.toContain('not copied');
 
     const sqliteSide: GlobalOptions = { config: path.join(dir, 'cairn.config.json'), dataDir: path.join(dir, 'state') };
     const pgSide: GlobalOptions = { config: path.join(dir, 'cairn.config.json'), database: url };
@@ -170,6 +183,20 @@ describe('migrate-store', () => {
       expect(cliJson(dir, ['show', String(id), '--database', url])).toBe(cliJson(dir, ['show', String(id)]));
       expect(cliJson(dir, ['history', String(id), '--database', url])).toBe(cliJson(dir, ['history', String(id)]));
     }
+
+    // The state keys arrived: the PostgreSQL store keeps its state in its own schema by default.
+    for (const args of [
+      ['state', 'get', 'phase', '--ns', 'task-1'],
+      ['state', 'get', 'plan', '--ns', 'task-1'],
+      ['state', 'list', '--ns', 'task-1'],
+      ['state', 'list', '--ns', 'legacy'],
+      ['state', 'checkpoints', '--ns', 'task-1'],
+      ['state', 'checkpoints', '--ns', 'only-checkpoint'],
+    ]) {
+      expect(cliJson(dir, [...args, '--database', url]), args.join(' ')).toBe(cliJson(dir, args));
+    }
+    expect(JSON.parse(cliJson(dir, ['state', 'get', 'phase', '--ns', 'task-1', '--database', url])).value).toBe('testing');
+    expect(JSON.parse(cliJson(dir, ['state', 'list', '--ns', 'legacy', '--database', url]))[0].updated_at).toBe('2026-01-01T10:00:00');
 
     const again = migrate(dir, ['--from', `sqlite:${file}`, '--to', url]);
     expect(again.code).toBe(1);
@@ -218,5 +245,10 @@ describe('migrate-store', () => {
     expect(await verifyCopy(source, target, tables)).toBe(25);
     await adminQuery('DELETE FROM notes WHERE task_id IS NULL', [], schema);
     await expect(verifyCopy(source, target, tables)).rejects.toThrow(/notes: \d+ rows in the source, \d+ in the target/);
+    await adminQuery("INSERT INTO notes (task_id, scope, kind, text, source, actor, at) SELECT NULL, 'experiment-7', 'insight', 'kept for a scope', 'import', 'import', 0", [], schema);
+    expect(await verifyCopy(source, target, tables)).toBe(25);
+    // A state value changed in the copy: same count, different rows.
+    await adminQuery(`UPDATE kv_entries SET value = '"forged"' WHERE ns = 'task-1' AND key = 'phase'`, [], schema);
+    await expect(verifyCopy(source, target, tables)).rejects.toThrow(/kv_entries: the rows differ/);
   });
 });

@@ -1,22 +1,26 @@
 /**
  * One contract suite for the key-value state, run against every backend: SQLite (a real database
- * file), JSON (a real directory) and Redis (the real server on 127.0.0.1:6379, under a key prefix of
- * its own that is deleted afterwards).
+ * file), PostgreSQL (the real server on 127.0.0.1:5432, a schema of its own per test, dropped
+ * afterwards), JSON (a real directory) and Redis (the real server on 127.0.0.1:6379, under a key prefix
+ * of its own that is deleted afterwards).
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { CheckpointNotFoundError, UsageError } from '../src/errors.js';
 import { openStateSpec, type StateSpec } from '../src/state/openStateBackend.js';
 import type { NamespaceDump, StateBackend } from '../src/state/stateBackend.js';
+import { dropTestSchemas, newTestSchema, schemaUrl } from './helpers/postgres.js';
 import { deleteRedisPrefixes, REDIS_URL, uniqueRedisPrefix } from './helpers/stateRedis.js';
 import { tempDir } from './helpers/tmp.js';
 
 const redisPrefixes: string[] = [];
 afterAll(() => deleteRedisPrefixes(redisPrefixes));
+afterAll(() => dropTestSchemas());
 
 /** A place for one backend: opening it twice reaches the same state. */
-function newPlace(kind: 'sqlite' | 'json' | 'redis'): StateSpec {
+async function newPlace(kind: 'sqlite' | 'postgres' | 'json' | 'redis'): Promise<StateSpec> {
   if (kind === 'sqlite') return { kind, path: path.join(tempDir(), 'cairn.db') };
+  if (kind === 'postgres') return { kind, url: schemaUrl(await newTestSchema('kv')) };
   if (kind === 'json') return { kind, dir: path.join(tempDir(), 'kv') };
   const prefix = uniqueRedisPrefix('contract');
   redisPrefixes.push(prefix);
@@ -40,10 +44,10 @@ async function openPlace(spec: StateSpec, now?: () => number): Promise<StateBack
   return backend;
 }
 
-describe.each(['sqlite', 'json', 'redis'] as const)('key-value state on %s', (kind) => {
+describe.each(['sqlite', 'postgres', 'json', 'redis'] as const)('key-value state on %s', (kind) => {
   it('get, set, del and list keys with JSON values and timestamps', async () => {
     const clock = testClock();
-    const s = await openPlace(newPlace(kind), clock.now);
+    const s = await openPlace(await newPlace(kind), clock.now);
     expect(await s.get('ns1', 'missing')).toBeNull();
 
     const values = {
@@ -94,7 +98,7 @@ describe.each(['sqlite', 'json', 'redis'] as const)('key-value state on %s', (ki
   });
 
   it('stores what JSON holds: a Date becomes its ISO string; undefined and bad names are refused', async () => {
-    const s = await openPlace(newPlace(kind));
+    const s = await openPlace(await newPlace(kind));
     const when = new Date(Date.UTC(2025, 4, 6));
     const entry = await s.set('ns', 'when', when as unknown as string);
     expect(entry.value).toBe('2025-05-06T00:00:00.000Z');
@@ -109,7 +113,7 @@ describe.each(['sqlite', 'json', 'redis'] as const)('key-value state on %s', (ki
 
   it('checkpoint saves a whole copy; restore brings the namespace back exactly', async () => {
     const clock = testClock();
-    const s = await openPlace(newPlace(kind), clock.now);
+    const s = await openPlace(await newPlace(kind), clock.now);
     await s.set('wf', 'phase', 'planning');
     clock.advance();
     await s.set('wf', 'done', ['scout']);
@@ -154,7 +158,7 @@ describe.each(['sqlite', 'json', 'redis'] as const)('key-value state on %s', (ki
   });
 
   it('a checkpoint of an empty namespace restores to empty', async () => {
-    const s = await openPlace(newPlace(kind));
+    const s = await openPlace(await newPlace(kind));
     expect(await s.checkpoint('blank', 'start')).toMatchObject({ name: 'start', keys: 0 });
     await s.set('blank', 'a', 1);
     await s.set('blank', 'b', 2);
@@ -164,7 +168,7 @@ describe.each(['sqlite', 'json', 'redis'] as const)('key-value state on %s', (ki
   });
 
   it('namespaces lists those holding keys or checkpoints; state survives closing and reopening', async () => {
-    const place = newPlace(kind);
+    const place = await newPlace(kind);
     const s = await openPlace(place);
     expect(await s.namespaces()).toEqual([]);
     await s.set('b-ns', 'k', 1);
@@ -183,7 +187,7 @@ describe.each(['sqlite', 'json', 'redis'] as const)('key-value state on %s', (ki
   });
 
   it('exportNamespace and importNamespace carry keys, timestamps and checkpoints, replacing what was there', async () => {
-    const s = await openPlace(newPlace(kind));
+    const s = await openPlace(await newPlace(kind));
     const dump: NamespaceDump = {
       ns: 'imported',
       entries: [

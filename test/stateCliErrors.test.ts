@@ -37,7 +37,7 @@ describe('cairn state errors', () => {
 
     const badSpec = ws.cli(['state', 'migrate', '--from', 'mongo://x', '--to', 'sqlite']);
     expect(badSpec.code).toBe(2);
-    expect(badSpec.stderr).toMatch(/"mongo:\/\/x" is not a state backend; write sqlite, sqlite:PATH, json, json:DIR, redis/);
+    expect(badSpec.stderr).toMatch(/"mongo:\/\/x" is not a state backend; write sqlite, sqlite:PATH, postgres, postgres:\/\/HOST\/DB\[\?schema=S\], json, json:DIR, redis/);
   });
 
   it('with Redis down, exits 1 quickly and names the URL', async () => {

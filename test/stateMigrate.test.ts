@@ -11,6 +11,7 @@ import { openStateSpec, type StateSpec } from '../src/state/openStateBackend.js'
 import type { NamespaceDump } from '../src/state/stateBackend.js';
 import { JsonStateBackend } from '../src/state/jsonState.js';
 import { Workspace } from './helpers/cairnProcess.js';
+import { dropTestSchemas, newTestSchema, schemaUrl } from './helpers/postgres.js';
 import { deleteRedisPrefixes, REDIS_URL, uniqueRedisPrefix } from './helpers/stateRedis.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -20,6 +21,7 @@ const LEGACY = path.join(root, 'test', 'fixtures', 'legacy', 'json-backend', '.c
 
 const prefixes: string[] = [];
 afterAll(() => deleteRedisPrefixes(prefixes));
+afterAll(() => dropTestSchemas());
 
 async function dumpAll(spec: StateSpec): Promise<NamespaceDump[]> {
   const backend = await openStateSpec(spec);
@@ -99,6 +101,27 @@ describe('cairn state migrate', () => {
     // Byte for byte the legacy layout again, legacy timestamps included.
     expect(JSON.parse(readFileSync(path.join(ws.dir, 'roundtrip', 'workflow-123', 'state.json'), 'utf8'))).toEqual(JSON.parse(stateFileBefore));
     expect(readFileSync(path.join(sourceDir, 'workflow-123', 'state.json'), 'utf8')).toBe(stateFileBefore);
+  });
+
+  it('json → postgres://…?schema=S → sqlite is lossless', async () => {
+    const ws = new Workspace(tempDir());
+    ws.writeConfig();
+    const sourceDir = path.join(ws.dir, 'legacy');
+    await buildSource(sourceDir);
+    const original = await dumpAll({ kind: 'json', dir: sourceDir });
+    const schema = await newTestSchema('kvmig');
+    const url = schemaUrl(schema);
+
+    const toPostgres = ws.cli(['state', 'migrate', '--from', 'json:legacy', '--to', url, '--json']);
+    expect(toPostgres.code, toPostgres.stderr).toBe(0);
+    const report = JSON.parse(toPostgres.stdout);
+    expect(report).toMatchObject({ keys: 7, checkpoints: 4 });
+    expect(report.to).toMatch(new RegExp(`^postgres://[^?]*/test \\(schema ${schema}\\)$`));
+    expect(await dumpAll({ kind: 'postgres', url })).toEqual(original);
+
+    const toSqlite = ws.cli(['state', 'migrate', '--from', url, '--to', 'sqlite']);
+    expect(toSqlite.code, toSqlite.stderr).toBe(0);
+    expect(await dumpAll({ kind: 'sqlite', path: ws.dbFile })).toEqual(original);
   });
 
   it('refuses to overwrite namespaces the target holds unless --replace', async () => {

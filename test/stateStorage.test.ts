@@ -148,7 +148,7 @@ describe('SQLite state backend', () => {
 });
 
 describe('choosing a backend', () => {
-  it('from the config: sqlite by default, json in <dataDir>/kv or state.dir, redis with url and prefix', () => {
+  it('from the config: the store\'s kind by default, json in <dataDir>/kv or state.dir, redis with url and prefix', () => {
     const base = tempDir();
     const dataDir = path.join(base, 'data');
     expect(stateSpecFromConfig(defaultConfig({ dataDir }, base))).toEqual({ kind: 'sqlite', path: path.join(dataDir, 'cairn.db') });
@@ -163,9 +163,22 @@ describe('choosing a backend', () => {
       url: 'redis://h:7/2',
       prefix: 'p:',
     });
-    const postgres = defaultConfig({ store: { kind: 'postgres', url: 'postgres://x/y' } }, base);
-    expect(() => stateSpecFromConfig(postgres)).toThrow(ConfigError);
-    expect(() => stateSpecFromConfig(postgres)).toThrow(/set state.backend to "redis"/);
+    // A PostgreSQL store keeps the state in its own schema unless told otherwise.
+    const postgres = defaultConfig({ store: { kind: 'postgres', url: 'postgres://x/y', schema: 'team' } }, base);
+    expect(stateSpecFromConfig(postgres)).toEqual({ kind: 'postgres', url: 'postgres://x/y', schema: 'team' });
+    expect(stateSpecFromConfig(defaultConfig({ store: { kind: 'postgres', url: 'postgres://x/y' }, state: { backend: 'postgres' } }, base))).toEqual({
+      kind: 'postgres',
+      url: 'postgres://x/y',
+    });
+    expect(stateSpecFromConfig(defaultConfig({ state: { backend: 'postgres', url: 'postgres://h/kv?schema=s' } }, base))).toEqual({
+      kind: 'postgres',
+      url: 'postgres://h/kv?schema=s',
+    });
+    const sqliteOnPostgres = defaultConfig({ store: { kind: 'postgres', url: 'postgres://x/y' }, state: { backend: 'sqlite' } }, base);
+    expect(() => stateSpecFromConfig(sqliteOnPostgres)).toThrow(ConfigError);
+    expect(() => stateSpecFromConfig(sqliteOnPostgres)).toThrow(/remove state.backend .* or set it to "postgres", "redis" or "json"/);
+    const postgresWithoutDatabase = defaultConfig({ dataDir, state: { backend: 'postgres' } }, base);
+    expect(() => stateSpecFromConfig(postgresWithoutDatabase)).toThrow(/state.backend "postgres" needs a database, but the store is SQLite; set state.url/);
   });
 
   it('from --from/--to specs', () => {
@@ -178,7 +191,11 @@ describe('choosing a backend', () => {
     expect(parseStateSpec('redis', config, cwd)).toEqual({ kind: 'redis', url: 'redis://127.0.0.1:6379', prefix: 'cfg:' });
     expect(parseStateSpec('redis://10.0.0.5:6380/3', config, cwd)).toEqual({ kind: 'redis', url: 'redis://10.0.0.5:6380/3', prefix: 'cfg:' });
     expect(parseStateSpec('redis://10.0.0.5:6380/3?prefix=other:', config, cwd)).toEqual({ kind: 'redis', url: 'redis://10.0.0.5:6380/3', prefix: 'other:' });
-    for (const bad of ['postgres://x', 'json:', 'mongo', '', 'redis:6379']) expect(() => parseStateSpec(bad, config, cwd)).toThrow(UsageError);
+    expect(parseStateSpec('postgres://10.0.0.5/db?schema=kv', config, cwd)).toEqual({ kind: 'postgres', url: 'postgres://10.0.0.5/db?schema=kv' });
+    expect(() => parseStateSpec('postgres', config, cwd)).toThrow(/state.backend "postgres" needs a database/);
+    const onPostgres = defaultConfig({ store: { kind: 'postgres', url: 'postgres://x/y', schema: 'team' } }, cwd);
+    expect(parseStateSpec('postgres', onPostgres, cwd)).toEqual({ kind: 'postgres', url: 'postgres://x/y', schema: 'team' });
+    for (const bad of ['postgres:x', 'json:', 'mongo', '', 'redis:6379']) expect(() => parseStateSpec(bad, config, cwd)).toThrow(UsageError);
   });
 
   it('opening a JSON spec touches nothing until a write', async () => {

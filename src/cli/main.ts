@@ -182,7 +182,7 @@ for (const [verb, args, description] of [
 }
 stateCommand
   .command('migrate')
-  .description('copy every namespace and checkpoint from one backend to another (sqlite, sqlite:PATH, json, json:DIR, redis, redis://HOST:PORT/DB)')
+  .description('copy every namespace and checkpoint from one backend to another (sqlite, sqlite:PATH, postgres, postgres://HOST/DB[?schema=S], json, json:DIR, redis, redis://HOST:PORT/DB)')
   .option('--from <backend>', 'where the state is now')
   .option('--to <backend>', 'where it should go')
   .option('--replace', 'overwrite namespaces the target already holds')

@@ -13,6 +13,11 @@
  *   drill      once per `snapshots.drillEvery`: does the newest snapshot restore? (SQLite)
  *   history    tasks finished before `history.keepDays` to monthly archives       (SQLite)
  *   cycle      the `cycle` command, every `cycle.every` cycles
+ *
+ * The upkeep parts run under the upkeep lock, on SQLite and PostgreSQL alike. A daemon also claims
+ * the cycle itself (until the next `heartbeat.cron` tick), so that of several daemons on one database,
+ * all woken by the same tick, one runs the upkeep and the others skip it, rather than each running it
+ * in turn once the first has let go of the lock.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -25,16 +30,9 @@ import type { Store } from '../store/store.js';
 import { runCycleCommand } from './cycleCommand.js';
 import { assertCronPattern, nextTick } from './cronTicks.js';
 import { findStuckTasks, findWaitingApprovals, staleSessionFlags } from './healthFlags.js';
-import {
-  cyclesSinceCycleRan,
-  lockHolder,
-  recordHeartbeat,
-  tryLock,
-  unlock,
-  type HealthFlag,
-  type PartOutcome,
-} from './heartbeatLog.js';
+import { cyclesSinceCycleRan, recordHeartbeat, type HealthFlag, type PartOutcome } from './heartbeatLog.js';
 import { isPidAlive, markGoneSessions, thisHost } from './sessions.js';
+import { lockTableOf, type LockTable } from './upkeepLock.js';
 
 /** What a daemon lends its heartbeat; `cairn heartbeat` has none (no session, no stages of its own). */
 export interface HeartbeatHost {
@@ -82,6 +80,14 @@ interface CycleContext {
 const UPKEEP_LOCK = 'heartbeat-upkeep';
 const UPKEEP_LOCK_TTL_MS = 15 * 60_000;
 /**
+ * A daemon's claim on this cycle's upkeep, held until the next heartbeat tick and never released: a
+ * second daemon woken by the same tick finds it and skips, even after the first has finished and let
+ * go of UPKEEP_LOCK. A holder that dies loses at most this one cycle.
+ */
+const CYCLE_CLAIM = 'heartbeat-cycle';
+/** PostgreSQL's `cycle.every`: held from one run of the cycle command until `every` ticks later. */
+const CYCLE_EVERY = 'cycle-every';
+/**
  * Tasks archived per cycle. better-sqlite3 is synchronous: a batch holds the event loop (about 2 ms a
  * task), so a backlog is worked off a few hundred per heartbeat instead of stalling dispatch.
  */
@@ -109,6 +115,10 @@ export class Heartbeat {
 
   private get db() {
     return sqliteDbOf(this.store);
+  }
+
+  private get locks(): LockTable | null {
+    return lockTableOf(this.store);
   }
 
   private get lockOwner(): string {
@@ -160,7 +170,7 @@ export class Heartbeat {
       try {
         for (const name of upkeep) parts.push(await this.runPart(name, ctx));
       } finally {
-        this.releaseUpkeepLock();
+        await this.releaseUpkeepLock();
       }
     } else {
       for (const name of upkeep) parts.push({ name, ok: true, ms: 0, skipped: `upkeep is not this cycle's to do (held by ${held})` });
@@ -199,16 +209,27 @@ export class Heartbeat {
     }
   }
 
-  /** true when we hold the upkeep lock; else who holds it. Without SQLite there is no lock to take. */
+  /**
+   * true when this cycle's upkeep is ours to run (we hold the upkeep lock); else who holds it. A daemon
+   * first claims the cycle; `cairn heartbeat` (no daemon) only waits for the lock, so run by hand it
+   * does the upkeep now unless one is under way.
+   */
   private async takeUpkeepLock(): Promise<true | string> {
-    const db = this.db;
-    if (!db) return true;
+    const locks = this.locks;
+    if (!locks) return true;
     const now = this.now();
-    if (tryLock(db, UPKEEP_LOCK, this.lockOwner, now, UPKEEP_LOCK_TTL_MS)) return true;
-    const holder = lockHolder(db, UPKEEP_LOCK) ?? 'unknown';
+    if (this.options.host) {
+      const until = nextTick(this.config.heartbeat.cron, now) ?? now + UPKEEP_LOCK_TTL_MS;
+      if (!(await locks.tryLock(CYCLE_CLAIM, this.lockOwner, now, until))) {
+        return `${(await locks.holder(CYCLE_CLAIM)) ?? 'unknown'}, which took this cycle's upkeep`;
+      }
+    }
+    const expiresAt = now + UPKEEP_LOCK_TTL_MS;
+    if (await locks.tryLock(UPKEEP_LOCK, this.lockOwner, now, expiresAt)) return true;
+    const holder = (await locks.holder(UPKEEP_LOCK)) ?? 'unknown';
     if (await this.isHolderGone(holder)) {
-      unlock(db, UPKEEP_LOCK, holder);
-      if (tryLock(db, UPKEEP_LOCK, this.lockOwner, now, UPKEEP_LOCK_TTL_MS)) return true;
+      await locks.unlock(UPKEEP_LOCK, holder);
+      if (await locks.tryLock(UPKEEP_LOCK, this.lockOwner, now, expiresAt)) return true;
     }
     return holder;
   }
@@ -221,11 +242,29 @@ export class Heartbeat {
     return session === undefined;
   }
 
-  private releaseUpkeepLock(): void {
-    const db = this.db;
-    if (!db) return;
+  /**
+   * PostgreSQL keeps no heartbeat rows to count cycles by, so a run of the cycle command holds a lock
+   * until `every` ticks from now; true when that lock was free (and is now taken), else when it frees.
+   * Each attempt is a new owner, so a daemon never re-enters its own hold.
+   */
+  private async claimEveryNthCycle(every: number): Promise<true | number> {
+    const locks = this.locks;
+    if (!locks) return true;
+    const now = this.now();
+    let until = now;
+    for (let i = 0; i < every; i++) until = nextTick(this.config.heartbeat.cron, until) ?? until + UPKEEP_LOCK_TTL_MS;
+    // Half a tick early, so the every-th tick, firing a little late, finds it free.
+    const tickMs = (nextTick(this.config.heartbeat.cron, until) ?? until + UPKEEP_LOCK_TTL_MS) - until;
+    const owner = `${this.lockOwner}#${now}`;
+    if (await locks.tryLock(CYCLE_EVERY, owner, now, until - Math.floor(tickMs / 2))) return true;
+    return until;
+  }
+
+  private async releaseUpkeepLock(): Promise<void> {
+    const locks = this.locks;
+    if (!locks) return;
     try {
-      unlock(db, UPKEEP_LOCK, this.lockOwner);
+      await locks.unlock(UPKEEP_LOCK, this.lockOwner);
     } catch (e) {
       this.logger.warn({ err: toError(e) }, `could not release the upkeep lock: ${toError(e).message}; it expires on its own`);
     }
@@ -354,6 +393,9 @@ export class Heartbeat {
       if (db && cycle.every > 1) {
         const since = cyclesSinceCycleRan(db) + 1;
         if (since < cycle.every) return { skipped: `runs every ${cycle.every} cycles; this is ${since}` };
+      } else if (cycle.every > 1) {
+        const notBefore = await this.claimEveryNthCycle(cycle.every);
+        if (notBefore !== true) return { skipped: `runs every ${cycle.every} cycles; next at ${new Date(notBefore).toISOString()}` };
       }
       ctx.cycleRan = true;
       const outcome = await runCycleCommand({

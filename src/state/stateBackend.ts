@@ -1,8 +1,8 @@
 /**
  * The key-value state interface (DESIGN §6 `cairn state`): namespaces of keys, each holding a JSON value
  * and the time it was last set, plus named checkpoints (whole copies of a namespace) that can be
- * restored. Three backends implement it (`sqliteState.ts`, `jsonState.ts`, `redisState.ts`); one
- * contract suite runs against all of them.
+ * restored. Four backends implement it (`sqliteState.ts`, `postgresState.ts`, `jsonState.ts`,
+ * `redisState.ts`); one contract suite runs against all of them.
  */
 import { CheckpointNotFoundError, UsageError } from '../errors.js';
 
@@ -31,7 +31,7 @@ export interface NamespaceDump {
 }
 
 export interface StateBackend {
-  readonly kind: 'sqlite' | 'json' | 'redis';
+  readonly kind: 'sqlite' | 'postgres' | 'json' | 'redis';
   /** Where the state lives (a file, a directory, a URL), for messages. */
   readonly location: string;
   /** The entry, or null when the key is not set. */

@@ -73,10 +73,19 @@ export const COPIED_TABLES: TableSpec[] = [
     ],
   },
   { name: 'intake_keys', order: 'source, key', columns: [['source', 'TEXT'], ['key', 'TEXT'], ['task_ids', 'TEXT'], ['at', 'BIGINT']] },
+  // The key-value state (`cairn state`): a PostgreSQL store keeps it in its schema too (postgres/0007).
+  { name: 'kv_entries', order: 'ns, key', columns: [['ns', 'TEXT'], ['key', 'TEXT'], ['value', 'TEXT'], ['updated_at', 'TEXT']] },
+  { name: 'kv_checkpoints', order: 'ns, name', columns: [['ns', 'TEXT'], ['name', 'TEXT'], ['at', 'TEXT'], ['entries', 'TEXT']] },
 ];
 
-/** SQLite bookkeeping, never copied. */
-const INTERNAL_TABLES = new Set(['schema_migrations', 'sqlite_sequence']);
+/** Tables with no task to checksum through: their rows are compared whole, by a sha256 of every row. */
+const ROW_CHECKSUMMED = new Set(['kv_entries', 'kv_checkpoints']);
+
+/**
+ * Never copied: SQLite bookkeeping, and the heartbeat's locks (they name processes running on the
+ * old database; a daemon on the new one takes its own).
+ */
+const INTERNAL_TABLES = new Set(['schema_migrations', 'sqlite_sequence', 'maintenance_locks']);
 const BATCH_ROWS = 1000;
 
 export interface SkippedTable {
@@ -200,7 +209,24 @@ async function taskChecksums(store: Store, id: number): Promise<{ history: strin
 }
 
 /**
- * Compares the two sides: each copied table's row count, and every task's history and detail checksum.
+ * sha256 of every row of `spec`'s table, each as its column values, sorted in code-point order in
+ * JavaScript (the PostgreSQL collation may order text differently from SQLite's byte order).
+ */
+function rowsChecksum(spec: TableSpec, rows: Record<string, unknown>[]): string {
+  const lines = rows.map((row) => JSON.stringify(spec.columns.map(([name]) => row[name]))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
+async function compareRows(source: SqliteStore, target: PostgresStore, spec: TableSpec): Promise<string | null> {
+  const columns = spec.columns.map(([name]) => quote(name)).join(', ');
+  const a = rowsChecksum(spec, source.db.prepare(`SELECT ${columns} FROM ${quote(spec.name)}`).all() as Record<string, unknown>[]);
+  const b = rowsChecksum(spec, (await target.pool.query(`SELECT ${columns} FROM ${quote(spec.name)}`)).rows);
+  return a === b ? null : `${spec.name}: the rows differ (sha256 ${a.slice(0, 12)}… vs ${b.slice(0, 12)}…)`;
+}
+
+/**
+ * Compares the two sides: each copied table's row count, the rows of the tables no task checksum
+ * covers (the key-value state), and every task's history and detail checksum.
  * Throws StoreError naming what differs. Reads only.
  */
 export async function verifyCopy(source: SqliteStore, target: PostgresStore, tables: Record<string, number>): Promise<number> {
@@ -208,7 +234,15 @@ export async function verifyCopy(source: SqliteStore, target: PostgresStore, tab
   for (const [table, copied] of Object.entries(tables)) {
     const inSource = sqliteCount(source, table);
     const { rows } = await target.pool.query<{ n: number }>(`SELECT count(*)::integer AS n FROM ${quote(table)}`);
-    if (inSource !== copied || rows[0].n !== inSource) problems.push(`${table}: ${inSource} rows in the source, ${rows[0].n} in the target`);
+    if (inSource !== copied || rows[0].n !== inSource) {
+      problems.push(`${table}: ${inSource} rows in the source, ${rows[0].n} in the target`);
+      continue;
+    }
+    const spec = COPIED_TABLES.find((t) => t.name === table);
+    if (spec && ROW_CHECKSUMMED.has(table)) {
+      const differs = await compareRows(source, target, spec);
+      if (differs) problems.push(differs);
+    }
   }
   const ids = (await source.listTasks()).map((t) => t.id);
   const PARALLEL = 8;

@@ -1,6 +1,8 @@
 /**
  * The `cairn state …` verb suite, run through the real binary on a backend chosen only by config.
- * Split over two test files (stateCli, stateCliRedis) so each stays short on a loaded machine.
+ * Split over three test files (stateCli, stateCliRedis, stateCliPostgres) so each stays short on a
+ * loaded machine. PostgreSQL is chosen by the store alone: with no `state.backend`, the state lives in
+ * the store's schema.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,19 +10,27 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ConfigFile } from '../../src/config.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { Workspace } from './cairnProcess.js';
+import { adminQuery, dropTestSchemas, newTestSchema, schemaUrl } from './postgres.js';
 import { deleteRedisPrefixes, inspectRedis, REDIS_URL, uniqueRedisPrefix } from './stateRedis.js';
 import { tempDir } from './tmp.js';
 
 const prefixes: string[] = [];
 afterAll(() => deleteRedisPrefixes(prefixes));
+afterAll(() => dropTestSchemas());
 
 const STAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$/;
 
-function stateConfig(kind: 'sqlite' | 'json' | 'redis'): { state: NonNullable<ConfigFile['state']>; prefix?: string } {
-  if (kind !== 'redis') return { state: { backend: kind } };
+type Kind = 'sqlite' | 'postgres' | 'json' | 'redis';
+
+async function stateConfig(kind: Kind): Promise<{ config: ConfigFile; prefix?: string; schema?: string }> {
+  if (kind === 'postgres') {
+    const schema = await newTestSchema('cli');
+    return { config: { store: { kind: 'postgres', url: schemaUrl(schema) } }, schema };
+  }
+  if (kind !== 'redis') return { config: { state: { backend: kind } } };
   const prefix = uniqueRedisPrefix('cli');
   prefixes.push(prefix);
-  return { state: { backend: 'redis', url: REDIS_URL, prefix }, prefix };
+  return { config: { state: { backend: 'redis', url: REDIS_URL, prefix } }, prefix };
 }
 
 function ok(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -30,12 +40,12 @@ function ok(ws: Workspace, args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 /** Registers the suite for each backend kind given. */
-export function describeStateCliVerbs(kinds: readonly ('sqlite' | 'json' | 'redis')[]): void {
+export function describeStateCliVerbs(kinds: readonly Kind[]): void {
   describe.each(kinds)('cairn state on the %s backend (chosen in config)', (kind) => {
     it('get, set, del, list, checkpoint, restore and checkpoints', async () => {
       const ws = new Workspace(tempDir());
-      const { state, prefix } = stateConfig(kind);
-      ws.writeConfig({ state });
+      const { config, prefix, schema } = await stateConfig(kind);
+      ws.writeConfig(config);
 
       expect(ok(ws, ['state', 'set', 'phase', 'building', '--ns', 'wf'])).toBe('wf: phase = "building"\n');
       const count = JSON.parse(ok(ws, ['state', 'set', 'count', '3', '--ns', 'wf', '--json']));
@@ -75,6 +85,9 @@ export function describeStateCliVerbs(kinds: readonly ('sqlite' | 'json' | 'redi
         expect(rows).toBe(kind === 'sqlite' ? 3 : 0);
       } finally {
         await store.close();
+      }
+      if (schema) {
+        expect(await adminQuery("SELECT count(*)::int AS n FROM kv_entries WHERE ns = 'wf'", [], schema)).toEqual([{ n: 3 }]);
       }
       if (prefix) {
         const redis = inspectRedis();
