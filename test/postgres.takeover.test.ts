@@ -84,10 +84,14 @@ describe('takeover', () => {
     await victim.daemon!.kill('SIGKILL');
 
     await waitFor(async () => (await store.countByStatus()).completed === ids.length, { what: 'every task completed', timeoutMs: 40_000, intervalMs: 200 });
+    // The victim's session is judged by its silence (another host: no pid to check), not by a pid. Its
+    // expired leases may already have let the others finish its tasks; the judgement comes on a heartbeat.
+    await waitFor(async () => (await store.listSessions()).find((s) => s.id === victim.sessionId)?.status === 'stale', {
+      what: "the victim's session marked stale",
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
     await Promise.all(others.map((m) => m.stop()));
-
-    // The victim's session was judged by its silence (another host: no pid to check), not by a pid.
-    expect((await store.listSessions()).find((s) => s.id === victim.sessionId)?.status).toBe('stale');
     for (const run of held) {
       const history = await store.getHistory(run.taskId);
       const resume = history.find((h) => h.event.type === 'RESUME')!;
