@@ -11,7 +11,7 @@ import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { WalSizeGuard } from './walSizeGuard.js';
-import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
+import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, toTaskWith, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
 import type {
   CheckpointRecord,
@@ -257,7 +257,7 @@ export class SqliteStore implements Store {
 
   private taskFromRow(row: TaskRow | undefined): TaskRecord | null {
     if (!row) return null;
-    return toTask({ ...row, depends_on: this.stmt.getDependencies.all(row.id) as number[] });
+    return toTaskWith(row, this.stmt.getDependencies.all(row.id) as number[]);
   }
 
   /** A filter's statement, prepared once: there are only a few shapes of filter. */
@@ -281,7 +281,7 @@ export class SqliteStore implements Store {
       if (list) list.push(p.depends_on);
       else deps.set(p.task_id, [p.depends_on]);
     }
-    return rows.map((row) => toTask({ ...row, depends_on: deps.get(row.id) ?? [] }));
+    return rows.map((row) => toTaskWith(row, deps.get(row.id) ?? []));
   }
 
   private write<T>(fn: () => T): T {
