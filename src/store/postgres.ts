@@ -527,10 +527,25 @@ export class PostgresStore implements Store {
     return rows.map(toTask);
   }
 
-  /** Each claim is one statement; they go out together over the pool instead of one after another. */
+  /**
+   * A round of claims in one statement, so one round trip and one commit cover them all. Task rows are
+   * locked in id order, so two daemons claiming overlapping rounds never wait on each other in a circle.
+   */
   async claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]> {
-    const claims = await Promise.all(taskIds.map((id) => this.claimRun(id, sessionId, now, leaseMs)));
-    return claims.filter((c) => c !== null);
+    if (taskIds.length <= 1) return taskIds.length ? [await this.claimRun(taskIds[0], sessionId, now, leaseMs)].filter((c) => c !== null) : [];
+    const ids = [...taskIds].sort((a, b) => a - b);
+    const rows = await this.withRetry(`claiming the next stages of tasks ${ids.join(', ')}`, async (isRetry) => {
+      const result = await this.pool.query<{ task: TaskRow; run: RunRow }>(
+        `SELECT c.task, c.run FROM unnest($1::bigint[]) WITH ORDINALITY AS ids(id, n),
+                LATERAL cairn_claim_run(ids.id, $2, $3, $4, $5) AS c ORDER BY ids.n`,
+        [ids, sessionId, now, leaseMs, isRetry],
+      );
+      return result.rows;
+    });
+    return rows.map((r) => {
+      const task = toTask(r.task);
+      return { task, run: toRun(r.run), lease: task.lease! };
+    });
   }
 
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
