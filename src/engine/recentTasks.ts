@@ -4,9 +4,8 @@
  * safe because every write is checked against the task's version: if anyone else wrote in between,
  * the commit is refused as a conflict and the step is recomputed from a fresh read.
  */
+import { isTerminalState } from '../../machines/taskStates.js';
 import type { TaskRecord } from '../store/store.js';
-
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 export class RecentTasks {
   private readonly tasks = new Map<number, TaskRecord>();
@@ -15,7 +14,7 @@ export class RecentTasks {
 
   remember(task: TaskRecord): void {
     this.tasks.delete(task.id);
-    if (TERMINAL.has(task.state)) return;
+    if (isTerminalState(task.state)) return;
     this.tasks.set(task.id, task);
     // Oldest first: Map keeps insertion order.
     if (this.tasks.size > this.capacity) this.tasks.delete(this.tasks.keys().next().value!);

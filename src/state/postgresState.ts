@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { CairnError, StateBackendError, toError } from '../errors.js';
-import { isConnectionError } from '../store/postgresConnection.js';
+import { inTransaction } from '../store/postgresConnection.js';
 import {
   assertKey,
   assertName,
@@ -20,21 +20,11 @@ import {
   type NamespaceDump,
   type StateBackend,
   type StateEntry,
+  entryFromRow,
+  type CheckpointRow,
+  type EntryRow,
 } from './stateBackend.js';
 
-interface EntryRow {
-  key: string;
-  value: string;
-  updated_at: string;
-}
-
-interface CheckpointRow {
-  name: string;
-  at: string;
-  entries: string;
-}
-
-const toEntry = (row: EntryRow): StateEntry => ({ key: row.key, value: JSON.parse(row.value) as JsonValue, updatedAt: row.updated_at });
 
 const UPSERT = `INSERT INTO kv_entries (ns, key, value, updated_at) VALUES ($1, $2, $3, $4)
                 ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
@@ -68,33 +58,14 @@ export class PostgresStateBackend implements StateBackend {
   }
 
   /** One transaction on one pooled connection, for writes that replace a whole namespace. */
-  private async transaction<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return this.call(what, async () => {
-      const client = await this.pool.connect();
-      // While checked out, a cut connection would emit 'error' with nobody listening: the query fails instead.
-      const onError = () => undefined;
-      client.on('error', onError);
-      let isBroken = false;
-      try {
-        await client.query('BEGIN');
-        const result = await fn(client);
-        await client.query('COMMIT');
-        return result;
-      } catch (e) {
-        isBroken = isConnectionError(e);
-        if (!isBroken) await client.query('ROLLBACK').catch(() => undefined);
-        throw e;
-      } finally {
-        client.off('error', onError);
-        client.release(isBroken ? true : undefined);
-      }
-    });
+  private transaction<T>(what: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return this.call(what, () => inTransaction(this.pool, fn));
   }
 
   private async entries(db: Queryable, ns: string): Promise<StateEntry[]> {
     const { rows } = await db.query<EntryRow>('SELECT key, value, updated_at FROM kv_entries WHERE ns = $1', [ns]);
     // Sorted here, not by ORDER BY: the database's collation need not be code-point order.
-    return sortEntries(rows.map(toEntry));
+    return sortEntries(rows.map(entryFromRow));
   }
 
   private async checkpointRows(db: Queryable, ns: string): Promise<CheckpointRow[]> {
@@ -111,7 +82,7 @@ export class PostgresStateBackend implements StateBackend {
     const { rows } = await this.call(`read key ${key} of namespace ${ns}`, () =>
       this.pool.query<EntryRow>('SELECT key, value, updated_at FROM kv_entries WHERE ns = $1 AND key = $2', [ns, key]),
     );
-    return rows[0] ? toEntry(rows[0]) : null;
+    return rows[0] ? entryFromRow(rows[0]) : null;
   }
 
   async set(ns: string, key: string, value: JsonValue): Promise<StateEntry> {

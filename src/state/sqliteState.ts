@@ -17,21 +17,11 @@ import {
   type NamespaceDump,
   type StateBackend,
   type StateEntry,
+  entryFromRow,
+  type CheckpointRow,
+  type EntryRow,
 } from './stateBackend.js';
 
-interface EntryRow {
-  key: string;
-  value: string;
-  updated_at: string;
-}
-
-interface CheckpointRow {
-  name: string;
-  at: string;
-  entries: string;
-}
-
-const toEntry = (row: EntryRow): StateEntry => ({ key: row.key, value: JSON.parse(row.value) as JsonValue, updatedAt: row.updated_at });
 
 export class SqliteStateBackend implements StateBackend {
   readonly kind = 'sqlite' as const;
@@ -62,7 +52,7 @@ export class SqliteStateBackend implements StateBackend {
   }
 
   private entries(ns: string): StateEntry[] {
-    return (this.stmt.list.all(ns) as EntryRow[]).map(toEntry).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return (this.stmt.list.all(ns) as EntryRow[]).map(entryFromRow).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   private info(row: CheckpointRow): CheckpointInfo {
@@ -73,7 +63,7 @@ export class SqliteStateBackend implements StateBackend {
     assertName('namespace', ns);
     assertKey(key);
     const row = this.stmt.get.get(ns, key) as EntryRow | undefined;
-    return row ? toEntry(row) : null;
+    return row ? entryFromRow(row) : null;
   }
 
   async set(ns: string, key: string, value: JsonValue): Promise<StateEntry> {

@@ -23,6 +23,22 @@ export interface CheckpointInfo {
   keys: number;
 }
 
+/** A key as the SQL backends (SQLite, PostgreSQL) store it: the value as JSON text. */
+export interface EntryRow {
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
+/** A checkpoint as the SQL backends store it: its entries as one JSON text. */
+export interface CheckpointRow {
+  name: string;
+  at: string;
+  entries: string;
+}
+
+export const entryFromRow = (row: EntryRow): StateEntry => ({ key: row.key, value: JSON.parse(row.value) as JsonValue, updatedAt: row.updated_at });
+
 /** Everything a namespace holds, for migration between backends. */
 export interface NamespaceDump {
   ns: string;

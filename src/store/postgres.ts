@@ -11,7 +11,7 @@ import pg from 'pg';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyPostgresMigrations } from './migratePostgres.js';
-import { clientConfig, createPool, describeConnectFailure, isConnectionError, parsePostgresUrl, type PostgresTarget } from './postgresConnection.js';
+import { clientConfig, createPool, describeConnectFailure, inTransaction, isConnectionError, parsePostgresUrl, type PostgresTarget } from './postgresConnection.js';
 import { ChangeListener } from './postgresListener.js';
 import { PRIORITY_RANK, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import type {
@@ -186,25 +186,8 @@ export class PostgresStore implements Store {
   }
 
   /** One transaction on one connection, for the few writes that need our code between statements. */
-  private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    // While checked out, a cut connection would emit 'error' with nobody listening: the query fails instead.
-    const onError = () => undefined;
-    client.on('error', onError);
-    let isBroken = false;
-    try {
-      await client.query('BEGIN');
-      const result = await fn(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (e) {
-      isBroken = isConnectionError(e);
-      if (!isBroken) await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      client.off('error', onError);
-      client.release(isBroken ? true : undefined);
-    }
+  private transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   private describe(e: unknown, what: string): Error {

@@ -164,3 +164,28 @@ export function createPool(target: PostgresTarget, max = 10): pg.Pool {
   pool.on('error', () => undefined);
   return pool;
 }
+
+/**
+ * Runs `fn` in one transaction on one pooled connection, for writes that need code between statements.
+ * A connection cut meanwhile is dropped from the pool rather than handed to the next caller.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // While checked out, a cut connection would emit 'error' with nobody listening: the query fails instead.
+  const onError = () => undefined;
+  client.on('error', onError);
+  let isBroken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (e) {
+    isBroken = isConnectionError(e);
+    if (!isBroken) await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.off('error', onError);
+    client.release(isBroken ? true : undefined);
+  }
+}

@@ -8,7 +8,8 @@
  *   - no live (unexpired) lease belongs to a session that is not active.
  */
 import Database from 'better-sqlite3';
-import { existsSync, readFileSync } from 'node:fs';
+import { isTerminalState, type TaskState } from '../../machines/taskStates.js';
+import { readLedger } from '../helpers/cairnProcess.js';
 
 export interface InvariantReport {
   violations: string[];
@@ -21,20 +22,7 @@ export interface InvariantReport {
   reExecutions: number;
 }
 
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const WAITING = new Set(['pending', 'plan_awaiting_approval', 'implementation_awaiting_approval']);
-
-/** Ledger lines "<run id> <task> <stage> <attempt> <pid>" appended by each stage program. */
-export function readLedger(ledgerFile: string): { runId: string; task: number; stage: string; attempt: number; pid: number }[] {
-  if (!existsSync(ledgerFile)) return [];
-  return readFileSync(ledgerFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [runId, task, stage, attempt, pid] = line.split(' ');
-      return { runId, task: Number(task), stage, attempt: Number(attempt), pid: Number(pid) };
-    });
-}
 
 export function checkInvariants(dbFile: string, ledgerFile?: string): InvariantReport {
   const violations: string[] = [];
@@ -49,9 +37,9 @@ export function checkInvariants(dbFile: string, ledgerFile?: string): InvariantR
       .get() as string | undefined;
     if (!uniqueIndex || !/UNIQUE/i.test(uniqueIndex)) violations.push('the UNIQUE index on one result per stage run is missing');
 
-    const tasks = db.prepare('SELECT id, state, run_stage FROM tasks').all() as { id: number; state: string; run_stage: string | null }[];
+    const tasks = db.prepare('SELECT id, state, run_stage FROM tasks').all() as { id: number; state: TaskState; run_stage: string | null }[];
     for (const t of tasks) {
-      if (TERMINAL.has(t.state) || WAITING.has(t.state) || t.run_stage !== null) continue;
+      if (isTerminalState(t.state) || WAITING.has(t.state) || t.run_stage !== null) continue;
       violations.push(`task ${t.id} is stuck in ${t.state}: not terminal, not waiting, and no stage run to resume`);
     }
 

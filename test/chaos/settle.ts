@@ -3,11 +3,8 @@
  * queued (every task terminal or at a human gate, no lease held), then stop it. Reads the database
  * directly, read-only, so the check does not depend on the code under test.
  */
-import Database from 'better-sqlite3';
-import { existsSync } from 'node:fs';
 import type { Workspace } from '../helpers/cairnProcess.js';
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { readTasks, sleep, type TaskRow } from './waitFor.js';
 
 /** Polls `check` until it holds; throws naming `what` (and the last `detail`) when time runs out. */
 export async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, detail: () => string = () => ''): Promise<void> {
@@ -15,23 +12,6 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs / 1000} s${detail() ? `: ${detail()}` : ''}`);
     await sleep(50);
-  }
-}
-
-export interface TaskRow {
-  id: number;
-  request: string;
-  state: string;
-  lease_owner: string | null;
-}
-
-export function readTasks(dbFile: string): TaskRow[] {
-  if (!existsSync(dbFile)) return [];
-  const db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 10_000 });
-  try {
-    return db.prepare('SELECT id, request, state, lease_owner FROM tasks ORDER BY id').all() as TaskRow[];
-  } finally {
-    db.close();
   }
 }
 

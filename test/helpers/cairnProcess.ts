@@ -23,6 +23,26 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface LedgerLine {
+  runId: string;
+  task: number;
+  stage: string;
+  attempt: number;
+  pid: number;
+}
+
+/** The ledger file stage.sh appends "<run id> <task> <stage> <attempt> <pid>" to, one line per execution. */
+export function readLedger(file: string): LedgerLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [runId, task, stage, attempt, pid] = line.split(' ');
+      return { runId, task: Number(task), stage, attempt: Number(attempt), pid: Number(pid) };
+    });
+}
+
 /** A test's working directory with a config whose four stages run the fixture stage script. */
 export class Workspace {
   readonly recordDir: string;
@@ -55,17 +75,8 @@ export class Workspace {
   }
 
   /** Ledger lines the stage script appended: one per execution. */
-  ledger(): { runId: string; task: number; stage: string; attempt: number; pid: number }[] {
-    const file = path.join(this.recordDir, 'ledger');
-    if (!existsSync(file)) return [];
-    return readFileSync(file, 'utf8')
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => {
-        const [runId, task, stage, attempt, pid] = line.split(' ');
-        return { runId, task: Number(task), stage, attempt: Number(attempt), pid: Number(pid) };
-      });
+  ledger(): LedgerLine[] {
+    return readLedger(path.join(this.recordDir, 'ledger'));
   }
 
   /** The JSON a stage run read on stdin. */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { STAGE_SCRIPT, Workspace } from '../../helpers/cairnProcess.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { readTasks, sleep, waitAllTerminal, waitFor } from '../taskWaits.js';
+import { readTasks, sleep, waitAllTerminal, waitFor } from '../waitFor.js';
 
 const HOUR = 3_600_000;
 
@@ -64,7 +64,7 @@ export const scenario: ChaosScenario = {
         log(`clock offset ${offset / HOUR} h`);
         await sleep(holdMs);
       }
-      await waitAllTerminal(ws.dbFile, count, quick ? 30_000 : 120_000);
+      await waitAllTerminal(ws.dbFile, quick ? 30_000 : 120_000, count);
       // A heartbeat or two more at the final time, so anything it would wrongly flag shows up.
       await sleep(1500);
     } finally {

@@ -10,7 +10,8 @@ import { Workspace } from '../../helpers/cairnProcess.js';
 import { cliAsync, type AsyncCliResult } from '../cliAsync.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { describeStates, isAtRest, readTasks, waitUntil } from '../settle.js';
+import { describeStates, isAtRest, waitUntil } from '../settle.js';
+import { readTasks } from '../waitFor.js';
 import { timedStages } from '../timedStage.js';
 
 const WRITERS = 8;

@@ -15,7 +15,8 @@ import { STAGE_SCRIPT, Workspace } from '../../helpers/cairnProcess.js';
 import { cliAsync } from '../cliAsync.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { readTasks, runUntilSettled } from '../settle.js';
+import { runUntilSettled } from '../settle.js';
+import { readTasks } from '../waitFor.js';
 import { readStageRuns, timedStages } from '../timedStage.js';
 
 const SETTLE_MS = 60_000;

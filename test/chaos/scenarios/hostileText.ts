@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Workspace } from '../../helpers/cairnProcess.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { readTasks, waitAllTerminal, waitFor } from '../taskWaits.js';
+import { readTasks, waitAllTerminal, waitFor } from '../waitFor.js';
 
 /** Every file named `pwned` under `dir`. */
 function findPwned(dir: string): string[] {
@@ -99,7 +99,7 @@ export const scenario: ChaosScenario = {
     try {
       await daemon.waitForLog(/cairn daemon started/);
       await waitFor('the cycle command and the inbox to submit their tasks', 30_000, () => (readTasks(ws.dbFile).length >= expected.length ? true : undefined), 200);
-      tasks = await waitAllTerminal(ws.dbFile, expected.length, quick ? 60_000 : 300_000);
+      tasks = await waitAllTerminal(ws.dbFile, quick ? 60_000 : 300_000, expected.length);
     } finally {
       await daemon.kill('SIGTERM');
     }

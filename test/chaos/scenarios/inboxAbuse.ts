@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Workspace } from '../../helpers/cairnProcess.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { readTasks, sleep, waitFor } from '../taskWaits.js';
+import { readTasks, sleep, waitFor } from '../waitFor.js';
 
 const OUTSIDE_CANARY = 'outside-the-inbox-canary-7f3a';
 

@@ -10,7 +10,8 @@ import { Workspace, type DaemonProcess } from '../../helpers/cairnProcess.js';
 import { cliAsync } from '../cliAsync.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { describeStates, readTasks, sleep, waitUntil } from '../settle.js';
+import { describeStates, waitUntil } from '../settle.js';
+import { readTasks, sleep } from '../waitFor.js';
 import { readStageRuns, timedStages } from '../timedStage.js';
 
 const TASKS = 3;

@@ -8,7 +8,8 @@ import { Workspace } from '../../helpers/cairnProcess.js';
 import { cliAsync } from '../cliAsync.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { describeStates, readTasks, runUntilSettled, sleep } from '../settle.js';
+import { describeStates, runUntilSettled } from '../settle.js';
+import { readTasks, sleep } from '../waitFor.js';
 import { readStageRuns, timedStages } from '../timedStage.js';
 
 export const scenario: ChaosScenario = {

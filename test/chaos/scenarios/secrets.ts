@@ -19,7 +19,7 @@ import Database from 'better-sqlite3';
 import { Workspace, type CliResult } from '../../helpers/cairnProcess.js';
 import { checkInvariants } from '../invariants.js';
 import type { ChaosScenario } from '../scenario.js';
-import { waitAllTerminal } from '../taskWaits.js';
+import { waitAllTerminal } from '../waitFor.js';
 
 function walk(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -87,7 +87,7 @@ export const scenario: ChaosScenario = {
     const daemon = ws.startDaemon([], envSecrets);
     try {
       await daemon.waitForLog(/cairn daemon started/);
-      await waitAllTerminal(ws.dbFile, count, quick ? 30_000 : 120_000);
+      await waitAllTerminal(ws.dbFile, quick ? 30_000 : 120_000, count);
       const verbs = quick ? [['show', '2', '--json'], ['status']] : [['list', '--json'], ['show', '2', '--json'], ['history', '2', '--json'], ['status', '--json'], ['snapshots', '--json'], ['show', '2'], ['status']];
       for (const verb of verbs) cli(verb);
       const snap = cli(['snapshot', '--name', 'secrets']);
