@@ -520,6 +520,45 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       expect((await store.getStageRuns(task.id))[0].pgid).toBe(4321);
     });
 
+    it('a task read back serialises whole: JSON output carries its snapshot', async () => {
+      const engine = engineFor(store, db);
+      const task = await mustGet(store, (await runningTask(engine)).id);
+      const json = JSON.parse(JSON.stringify(task));
+      expect(json.snapshot).toEqual(task.snapshot);
+      expect(json.snapshot.value).toBe('planning');
+      expect(json).toMatchObject({ id: task.id, state: 'planning', version: task.version });
+    });
+
+    it('claimRuns claims a round of runs together and leaves out what cannot be claimed', async () => {
+      const engine = engineFor(store, db);
+      const a = await runningTask(engine);
+      const b = await runningTask(engine);
+      const taken = await runningTask(engine);
+      await store.claimRun(taken.id, 'sess-b', now, LEASE_MS);
+      const pending = await engine.submit({ request: 'not started' }, 'test');
+
+      const claims = await store.claimRuns([b.id, taken.id, a.id, pending.id], 'sess-a', now, LEASE_MS);
+      expect(claims.map((c) => c.task.id).sort((x, y) => x - y)).toEqual([a.id, b.id]);
+      for (const c of claims) {
+        expect(c.lease).toEqual({ owner: 'sess-a', expiresAt: now + LEASE_MS, token: 1 });
+        expect(c.run).toMatchObject({ taskId: c.task.id, stage: 'plan', attempt: 1, sessionId: 'sess-a', outcome: null });
+        expect(c.task).toEqual(await mustGet(store, c.task.id));
+      }
+      expect((await mustGet(store, taken.id)).lease?.owner).toBe('sess-b');
+      expect(await store.claimRuns([], 'sess-a', now, LEASE_MS)).toEqual([]);
+    });
+
+    it('ending a session expires its leases: its tasks are resumable, and no lease outlives its holder', async () => {
+      const engine = engineFor(store, db);
+      await store.createSession({ id: 'ending', pid: 1, host: 'elsewhere', at: now });
+      const task = await runningTask(engine);
+      await store.claimRun(task.id, 'ending', now, LEASE_MS);
+      await store.endSession('ending', 'stopped', now + 10);
+      const after = await mustGet(store, task.id);
+      expect(after.lease).toMatchObject({ owner: 'ending', expiresAt: now + 10 });
+      expect((await store.findResumable(now + 10)).map((t) => t.id)).toEqual([task.id]);
+    });
+
     it('does not start a run twice: with its lease lost but the run recorded, a claim gets nothing and changes nothing', async () => {
       const engine = engineFor(store, db);
       const task = await runningTask(engine);
