@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
 import { CairnError, InvalidTransitionError, StoreUnavailableError, toError } from '../errors.js';
-import { Engine, StageResultRefused } from '../engine/engine.js';
+import { Engine, StageResultRefused, type ClaimFor } from '../engine/engine.js';
 import { buildStageInput, toStageEvent } from '../engine/stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
@@ -364,10 +364,11 @@ export class Daemon extends EventEmitter {
       const pending = (await this.store.findDispatchable(this.freeSlots() * 2 + (this.only ? this.only.size : 0)))
         .filter((t) => this.isMine(t))
         .slice(0, this.freeSlots());
+      // Each START claims its plan run in the same write; a store that cannot leaves it to claimRuns.
       const started = await Promise.all(
         pending.map((t) =>
-          this.engine.start(t.id, this.actor).then(
-            () => t.id,
+          this.engine.start(t.id, this.actor, this.claimFor()).then(
+            (step) => step,
             (e) => {
               if (e instanceof InvalidTransitionError) return null; // another process started or cancelled it first
               throw e;
@@ -375,9 +376,15 @@ export class Daemon extends EventEmitter {
           ),
         ),
       );
-      const ids = started.filter((id) => id !== null);
-      this.launchAll(await this.store.claimRuns(ids, session, this.now(), this.leaseMs));
+      this.launchAll(started.flatMap((step) => (step?.claimed ? [step.claimed] : [])));
+      const unclaimed = started.flatMap((step) => (step && !step.claimed ? [step.task.id] : []));
+      this.launchAll(await this.store.claimRuns(unclaimed, session, this.now(), this.leaseMs));
     }
+  }
+
+  /** Asks a write to claim the next stage's run for this session, unless the daemon is stopping. */
+  private claimFor(): ClaimFor {
+    return this.isStopping || !this.session ? undefined : { sessionId: this.session.id, leaseMs: this.leaseMs };
   }
 
   private launchAll(claims: ClaimedRun[]): void {
@@ -404,15 +411,21 @@ export class Daemon extends EventEmitter {
     };
     this.running.set(task.id, entry);
     entry.done = this.execute(claim, controller, log)
-      .catch((e) => log.error({ err: toError(e) }, `task ${task.id}: ${run.stage} attempt ${run.attempt} failed inside cairn: ${toError(e).message}`))
-      .finally(() => {
+      .catch((e) => {
+        log.error({ err: toError(e) }, `task ${task.id}: ${run.stage} attempt ${run.attempt} failed inside cairn: ${toError(e).message}`);
+        return undefined;
+      })
+      .then((next) => {
         this.running.delete(task.id);
         this.emit('stage-finished', task.id);
+        // The next stage was claimed with this one's result: it takes over the slot at once.
+        if (next) this.launchAll([next]);
         this.requestTick();
       });
   }
 
-  private async execute(claim: ClaimedRun, controller: AbortController, log: Logger): Promise<void> {
+  /** Runs a claimed stage and records its result; returns the next stage's run when the result claimed it. */
+  private async execute(claim: ClaimedRun, controller: AbortController, log: Logger): Promise<ClaimedRun | undefined> {
     const { task, run, lease } = claim;
     const identity = { taskId: task.id, stage: run.stage, attempt: run.attempt, runId: run.runId };
     const logFile = path.join(this.config.dataDir, 'logs', String(task.id), `${run.stage}-${run.attempt}.log`);
@@ -446,7 +459,7 @@ export class Daemon extends EventEmitter {
     }
     const event = toStageEvent(run.stage, run.attempt, result, this.now());
     try {
-      const { task: after } = await this.recordResultPatiently(task.id, event, lease.token, controller.signal, log);
+      const { task: after, claimed } = await this.recordResultPatiently(task.id, event, lease.token, controller.signal, log);
       crashPoint('after-result');
       if (event.type === 'STAGE_SUCCEEDED') {
         const verdict = run.stage === 'review' ? ` with verdict ${(event.output as { verdict: string }).verdict}` : '';
@@ -455,6 +468,7 @@ export class Daemon extends EventEmitter {
         log.warn({ state: after.state, reason: event.reason, exitCode: event.exitCode }, `task ${task.id}: ${run.stage} attempt ${run.attempt} failed (${event.message}); now ${after.state}`);
       }
       this.emit('transition', after);
+      return claimed;
     } catch (e) {
       if (e instanceof StageResultRefused) {
         log.warn({ reason: e.reason }, `task ${task.id}: result of ${run.stage} attempt ${run.attempt} refused: ${e.message}`);
@@ -479,7 +493,7 @@ export class Daemon extends EventEmitter {
   ): Promise<Awaited<ReturnType<Engine['recordStageResult']>>> {
     for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 2000)) {
       try {
-        return await this.engine.recordStageResult(taskId, event, this.actor, leaseToken);
+        return await this.engine.recordStageResult(taskId, event, this.actor, leaseToken, this.claimFor());
       } catch (e) {
         if (!(e instanceof StoreUnavailableError) || signal.aborted) throw e;
         log.warn({ err: toError(e) }, `task ${taskId}: cannot record the result of ${event.stage} attempt ${event.attempt} yet (${e.message}); trying again in ${waitMs} ms`);

@@ -18,7 +18,7 @@ import {
   TaskNotFoundError,
   UsageError,
 } from '../errors.js';
-import type { CommitResult, IntakeKey, NewNote, NewTask, Priority, Store, TaskRecord, TransitionWrite } from '../store/store.js';
+import type { ClaimedRun, CommitResult, IntakeKey, NewNote, NewTask, Priority, Store, TaskRecord, TransitionWrite } from '../store/store.js';
 import { GroupCommit } from './groupCommit.js';
 import { RecentTasks } from './recentTasks.js';
 import { notesFromStageOutput } from './stageNotes.js';
@@ -46,7 +46,12 @@ export interface SubmitRequest {
 export interface StepResult {
   task: TaskRecord;
   actions: MachineAction[];
+  /** The next stage's run, claimed in the same write when the caller asked with `claimFor`. */
+  claimed?: ClaimedRun;
 }
+
+/** Who claims the next stage's run with the write (TransitionWrite.claimFor). */
+export type ClaimFor = TransitionWrite['claimFor'];
 
 /** A refused stage result: the run lost its lease, was already recorded, or the machine moved on. */
 export class StageResultRefused extends Error {
@@ -186,7 +191,7 @@ export class Engine {
     taskId: number,
     makeEvent: (task: TaskRecord) => TaskEvent,
     actor: string,
-    options: { leaseToken?: number } = {},
+    options: { leaseToken?: number; claimFor?: ClaimFor } = {},
   ): Promise<StepResult> {
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const guess = attempt === 0 ? this.recent.take(taskId) : undefined;
@@ -212,11 +217,12 @@ export class Engine {
         throw new InvalidTransitionError(describeRefusal(task, event));
       }
       const write = this.buildWrite(task, event, result.next, result.actions, actor, options.leaseToken);
+      write.claimFor = options.claimFor;
       const outcome = await this.groupCommit.commit(write);
       if (outcome.ok) {
         this.recent.remember(outcome.task);
         this.notifyCommitted(outcome.task, event);
-        return { task: outcome.task, actions: result.actions };
+        return { task: outcome.task, actions: result.actions, claimed: outcome.claimed };
       }
       if (outcome.reason === 'conflict') continue;
       throw this.refusalError(outcome);
@@ -268,8 +274,8 @@ export class Engine {
     };
   }
 
-  start(taskId: number, actor: string): Promise<StepResult> {
-    return this.apply(taskId, () => ({ type: 'START', at: this.now(), policy: policyFromConfig(this.config) }), actor);
+  start(taskId: number, actor: string, claimFor?: ClaimFor): Promise<StepResult> {
+    return this.apply(taskId, () => ({ type: 'START', at: this.now(), policy: policyFromConfig(this.config) }), actor, { claimFor });
   }
 
   approve(taskId: number, by: string, comment?: string | null): Promise<StepResult> {
@@ -356,8 +362,14 @@ export class Engine {
   }
 
   /** Records a stage run's result, fenced by the lease token the run was claimed with. */
-  recordStageResult(taskId: number, event: Extract<TaskEvent, { type: 'STAGE_SUCCEEDED' | 'STAGE_FAILED' }>, actor: string, leaseToken: number) {
-    return this.apply(taskId, () => event, actor, { leaseToken });
+  recordStageResult(
+    taskId: number,
+    event: Extract<TaskEvent, { type: 'STAGE_SUCCEEDED' | 'STAGE_FAILED' }>,
+    actor: string,
+    leaseToken: number,
+    claimFor?: ClaimFor,
+  ) {
+    return this.apply(taskId, () => event, actor, { leaseToken, claimFor });
   }
 
 }

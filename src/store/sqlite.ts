@@ -172,6 +172,11 @@ class DuplicateResult extends StoreError {
   }
 }
 
+/** The row of a run just claimed, as the insert wrote it: no read needed. */
+function newRunRow(taskId: number, stage: StageName, attempt: number, runId: string, sessionId: string, at: number): RunRow {
+  return { task_id: taskId, stage, attempt, run_id: runId, session_id: sessionId, started_at: at, finished_at: null, outcome: null, exit_code: null, signal: null, pgid: null };
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly stmt;
@@ -214,7 +219,11 @@ export class SqliteStore implements Store {
       updateTaskAfterTransition: p(`UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
                                       run_stage = ?, run_attempt = ?, run_after = ?,
                                       lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                                    WHERE id = ? AND version = ?`),
+                                    WHERE id = ? AND version = ? RETURNING *`),
+      updateTaskAndClaim: p(`UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
+                               run_stage = ?, run_attempt = ?, run_after = ?,
+                               lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1, updated_at = ?
+                             WHERE id = ? AND version = ? RETURNING *`),
       insertCheckpoint: p('INSERT INTO checkpoints (task_id, name, seq, state, snapshot, at) VALUES (?, ?, ?, ?, ?, ?)'),
       completeRun: p(`UPDATE stage_runs SET outcome = ?, finished_at = ?, exit_code = ?, signal = ?
                       WHERE task_id = ? AND stage = ? AND attempt = ? AND outcome IS NULL`),
@@ -236,11 +245,10 @@ export class SqliteStore implements Store {
                     ORDER BY t.id`),
       claimableTask: p(`SELECT * FROM tasks WHERE id = ? AND run_stage IS NOT NULL AND lease_owner IS NULL
                           AND (run_after IS NULL OR run_after <= ?)`),
-      runExists: p('SELECT 1 FROM stage_runs WHERE task_id = ? AND stage = ? AND attempt = ?').pluck(),
-      takeLease: p('UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ?'),
-      insertRun: p(`INSERT INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at)
-                    VALUES (?, ?, ?, ?, ?, ?)`),
-      getRun: p('SELECT * FROM stage_runs WHERE task_id = ? AND stage = ? AND attempt = ?'),
+      takeLease: p('UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ? RETURNING *'),
+      // OR IGNORE: a run that already exists is not claimed again, and the claim changes nothing.
+      insertRunOnce: p(`INSERT OR IGNORE INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at)
+                        VALUES (?, ?, ?, ?, ?, ?)`),
       setRunPgid: p('UPDATE stage_runs SET pgid = ? WHERE task_id = ? AND stage = ? AND attempt = ?'),
       insertSession: p(`INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status)
                         VALUES (?, ?, ?, ?, ?, 'active')`),
@@ -508,23 +516,33 @@ export class SqliteStore implements Store {
   }
 
   async commitTransitions(writes: TransitionWrite[]): Promise<CommitResult[]> {
-    if (writes.length === 1) return this.write(() => [this.commitOne(writes[0])]);
-    // A batch (group commit): each write in a savepoint of its own, so one refused write is rolled
-    // back alone and the others still commit.
-    return this.write(() =>
-      writes.map((w) => {
-        try {
-          return this.db.transaction(() => this.commitOne(w))();
-        } catch (e) {
-          if (e instanceof DuplicateResult) return e.result;
-          throw e;
-        }
-      }),
-    );
+    const sessions = new Map<string, boolean>();
+    if (writes.length === 1) return this.write(() => [this.commitOne(writes[0], sessions)]);
+    // A batch (group commit). A refused write changes nothing, so the batch needs no savepoints; only
+    // a second result caught by the UNIQUE index throws, and then the batch is done again with each
+    // write in a savepoint of its own, so that write is rolled back alone and the others still commit.
+    try {
+      return this.write(() => writes.map((w) => this.commitOne(w, sessions)));
+    } catch (e) {
+      if (!(e instanceof DuplicateResult)) throw e;
+      return this.write(() =>
+        writes.map((w) => {
+          try {
+            return this.db.transaction(() => this.commitOne(w, new Map()))();
+          } catch (e) {
+            if (e instanceof DuplicateResult) return e.result;
+            throw e;
+          }
+        }),
+      );
+    }
   }
 
-  /** One transition inside the caller's transaction; checks first, so a refused write changes nothing. */
-  private commitOne(w: TransitionWrite): CommitResult {
+  /**
+   * One transition inside the caller's transaction. Every check comes before the first change, so a
+   * refused write changes nothing; the UNIQUE index, the last guard, throws to roll back.
+   */
+  private commitOne(w: TransitionWrite, sessions: Map<string, boolean>): CommitResult {
     const guard = this.stmt.getCommitGuard.get(w.taskId) as
       | { version: number; lease_owner: string | null; lease_token: number }
       | undefined;
@@ -566,20 +584,31 @@ export class SqliteStore implements Store {
       throw e;
     }
     const snapshot = JSON.stringify(w.snapshot);
-    this.stmt.updateTaskAfterTransition.run(
-      w.to,
-      w.status,
-      snapshot,
-      w.nextRun?.stage ?? null,
-      w.nextRun?.attempt ?? null,
-      w.nextRun?.notBefore ?? null,
-      w.at,
-      w.taskId,
-      w.expectedVersion,
-    );
+    const next = w.nextRun;
+    const run = [next?.stage ?? null, next?.attempt ?? null, next?.notBefore ?? null] as const;
+    const claim = this.claimNextRun(w, sessions);
+    const row = (
+      claim
+        ? this.stmt.updateTaskAndClaim.get(w.to, w.status, snapshot, ...run, claim.session_id, w.at + w.claimFor!.leaseMs, w.at, w.taskId, w.expectedVersion)
+        : this.stmt.updateTaskAfterTransition.get(w.to, w.status, snapshot, ...run, w.at, w.taskId, w.expectedVersion)
+    ) as TaskRow;
     for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);
     for (const note of w.notes ?? []) this.insertNote(note);
-    return { ok: true, task: this.taskFromRow(this.stmt.getTask.get(w.taskId) as TaskRow)!, seq };
+    const task = this.taskFromRow(row)!;
+    return { ok: true, task, seq, claimed: claim ? { task, run: toRun(claim), lease: task.lease! } : undefined };
+  }
+
+  /** Inserts the run `w.claimFor` asks to claim with the write, when it is due and the session may claim. */
+  private claimNextRun(w: TransitionWrite, sessions: Map<string, boolean>): RunRow | null {
+    const next = w.nextRun;
+    if (!w.claimFor || !next || (next.notBefore !== null && next.notBefore > w.at)) return null;
+    const sessionId = w.claimFor.sessionId;
+    let mayClaim = sessions.get(sessionId);
+    if (mayClaim === undefined) sessions.set(sessionId, (mayClaim = this.mayClaim(sessionId, w.at)));
+    if (!mayClaim) return null;
+    const runId = runIdOf(w.taskId, next.stage, next.attempt);
+    if (this.stmt.insertRunOnce.run(w.taskId, next.stage, next.attempt, runId, sessionId, w.at).changes === 0) return null;
+    return newRunRow(w.taskId, next.stage, next.attempt, runId, sessionId, w.at);
   }
 
   async findDispatchable(limit: number): Promise<TaskRecord[]> {
@@ -595,30 +624,36 @@ export class SqliteStore implements Store {
   }
 
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
-    return this.write(() => this.claimOne(taskId, sessionId, now, leaseMs));
+    return (await this.claimRuns([taskId], sessionId, now, leaseMs))[0] ?? null;
   }
 
   async claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]> {
     if (taskIds.length === 0) return [];
-    return this.write(() => taskIds.map((id) => this.claimOne(id, sessionId, now, leaseMs)).filter((c) => c !== null));
+    return this.write(() => {
+      if (!this.mayClaim(sessionId, now)) return [];
+      return taskIds.map((id) => this.claimOne(id, sessionId, now, leaseMs)).filter((c) => c !== null);
+    });
+  }
+
+  /**
+   * A session others marked stale (it was frozen) must not take new leases: its tasks are being
+   * resumed. A claim is also a sign of life: the session cannot be judged silent before the lease it
+   * just took runs out.
+   */
+  private mayClaim(sessionId: string, now: number): boolean {
+    const session = this.stmt.getSession.get(sessionId) as SessionRow | undefined;
+    if (session && session.status !== 'active') return false;
+    this.stmt.touchSessionAtLeast.run(now, sessionId);
+    return true;
   }
 
   private claimOne(taskId: number, sessionId: string, now: number, leaseMs: number): ClaimedRun | null {
-    {
-      const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
-      if (!row || row.run_stage === null || row.run_attempt === null) return null;
-      if (this.stmt.runExists.get(taskId, row.run_stage, row.run_attempt)) return null;
-      // A session others marked stale (it was frozen) must not take new leases: its tasks are being resumed.
-      const session = this.stmt.getSession.get(sessionId) as SessionRow | undefined;
-      if (session && session.status !== 'active') return null;
-      this.stmt.takeLease.run(sessionId, now + leaseMs, taskId);
-      // A claim is a sign of life: the session cannot be judged silent before the lease it just took runs out.
-      this.stmt.touchSessionAtLeast.run(now, sessionId);
-      this.stmt.insertRun.run(taskId, row.run_stage, row.run_attempt, runIdOf(taskId, row.run_stage, row.run_attempt), sessionId, now);
-      const task = this.taskFromRow(this.stmt.getTask.get(taskId) as TaskRow)!;
-      const run = toRun(this.stmt.getRun.get(taskId, row.run_stage, row.run_attempt) as RunRow);
-      return { task, run, lease: task.lease! };
-    }
+    const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
+    if (!row || row.run_stage === null || row.run_attempt === null) return null;
+    const runId = runIdOf(taskId, row.run_stage, row.run_attempt);
+    if (this.stmt.insertRunOnce.run(taskId, row.run_stage, row.run_attempt, runId, sessionId, now).changes === 0) return null;
+    const task = this.taskFromRow(this.stmt.takeLease.get(sessionId, now + leaseMs, taskId) as TaskRow)!;
+    return { task, run: toRun(newRunRow(taskId, row.run_stage, row.run_attempt, runId, sessionId, now)), lease: task.lease! };
   }
 
   async recordRunProcess(taskId: number, stage: StageName, attempt: number, pgid: number): Promise<void> {

@@ -173,10 +173,16 @@ export interface TransitionWrite {
     signal: string | null;
     leaseToken: number;
   };
+  /**
+   * Claim the run `nextRun` asks for in the same write, for this session: the daemon whose stage just
+   * finished runs the next one without a dispatch round. Only a run due now is claimed, and only by a
+   * session that is still active. A store may ignore it; the run is then claimed by dispatch.
+   */
+  claimFor?: { sessionId: string; leaseMs: number };
 }
 
 export type CommitResult =
-  | { ok: true; task: TaskRecord; seq: number }
+  | { ok: true; task: TaskRecord; seq: number; claimed?: ClaimedRun }
   | { ok: false; reason: 'conflict' | 'fenced' | 'duplicate' | 'missing'; message: string };
 
 export interface TaskFilter {
