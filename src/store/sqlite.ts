@@ -595,6 +595,8 @@ export class SqliteStore implements Store {
     for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);
     for (const note of w.notes ?? []) this.insertNote(note);
     const task = this.taskFromRow(row)!;
+    // The snapshot just written, not parsed back from its own JSON: the engine's next step reads it.
+    task.snapshot = w.snapshot;
     return { ok: true, task, seq, claimed: claim ? { task, run: toRun(claim), lease: task.lease! } : undefined };
   }
 
