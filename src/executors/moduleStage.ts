@@ -30,15 +30,17 @@ function appendLog(file: string, line: string): void {
 /** Calls the stage function and resolves with its outcome; never throws. Appends to the log file. */
 export async function runModuleStage(request: StageRunRequest & { stage: ResolvedModuleStage }): Promise<StageResult> {
   const { stage, input, logFile, outputBytes } = request;
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(request.signal.reason);
-  request.signal.addEventListener('abort', onAbort);
+  // Only a timeout needs a signal of the stage's own; otherwise the run's signal is passed on as it is
+  // (an AbortController per run is a measurable share of a no-op stage's cost).
+  const controller = stage.timeoutMs === null ? null : new AbortController();
+  const onAbort = () => controller?.abort(request.signal.reason);
+  if (controller) request.signal.addEventListener('abort', onAbort);
   let timer: NodeJS.Timeout | undefined;
 
   const stopped = new Promise<StageResult>((resolve) => {
     const stopWith = (reason: 'timeout' | 'aborted') => {
       const message = reason === 'timeout' ? `module stage passed its timeout of ${stage.timeoutMs} ms` : 'stopped by cairn';
-      controller.abort(new Error(message));
+      controller?.abort(new Error(message));
       resolve({ ok: false, reason, message, exitCode: null, signal: null });
     };
     if (request.signal.aborted) stopWith('aborted');
@@ -50,7 +52,7 @@ export async function runModuleStage(request: StageRunRequest & { stage: Resolve
     try {
       const fn = await loadStageFunction(stage.module);
       const output = await fn(input, {
-        signal: controller.signal,
+        signal: controller?.signal ?? request.signal,
         logger: request.logger,
         taskId: input.task_id,
         stage: input.stage,
