@@ -456,6 +456,24 @@ describe('transitions', () => {
     expect(task.version).toBe(2);
   });
 
+  it('appends after the last transition even when the version does not match the history (a hand-edited file)', async () => {
+    const store = open(dbFile(tempDir()));
+    const engine = engineFor(store);
+    const created = await engine.submit({ request: 'x' }, 'test');
+    // A row the version does not count: the next seq is taken from the history, not the version.
+    store.db
+      .prepare(`INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, event, actor, at)
+                VALUES (?, 2, 'pending', 'pending', 'NOTE', '{"type":"NOTE"}', 'sql', 0)`)
+      .run(created.id);
+    const { task } = await engine.start(created.id, 'test');
+    expect(task).toMatchObject({ state: 'planning', version: 2 });
+    expect((await store.getHistory(created.id)).map((h) => [h.seq, h.event.type])).toEqual([
+      [1, 'SUBMIT'],
+      [2, 'NOTE'],
+      [3, 'START'],
+    ]);
+  });
+
   it('reports an unknown task as missing', async () => {
     const store = open(dbFile(tempDir()));
     const engine = engineFor(store);

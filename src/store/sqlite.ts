@@ -571,11 +571,20 @@ export class SqliteStore implements Store {
       // Any other transition ends whatever run was open: it was interrupted (RESUME) or overtaken (cancel, rewind).
       this.stmt.closeOpenRuns.run(w.event.type === 'RESUME' ? 'interrupted' : 'superseded', w.at, w.taskId);
     }
-    const seq = this.stmt.nextSeq.get(w.taskId) as number;
     const stage = c?.stage ?? null;
     const attempt = c?.attempt ?? null;
+    const event = JSON.stringify(w.event);
+    // Every transition bumps the version by one, so the next seq is the version after this write; a
+    // history that breaks the rule (a hand-edited file) is caught by the primary key and read instead.
+    let seq = w.expectedVersion + 1;
     try {
-      this.stmt.insertTransition.run(w.taskId, seq, w.from, w.to, w.event.type, stage, attempt, JSON.stringify(w.event), w.actor, w.at);
+      try {
+        this.stmt.insertTransition.run(w.taskId, seq, w.from, w.to, w.event.type, stage, attempt, event, w.actor, w.at);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'SQLITE_CONSTRAINT_PRIMARYKEY') throw e;
+        seq = this.stmt.nextSeq.get(w.taskId) as number;
+        this.stmt.insertTransition.run(w.taskId, seq, w.from, w.to, w.event.type, stage, attempt, event, w.actor, w.at);
+      }
     } catch (e) {
       if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
         // Thrown, not returned: the run's row was already marked complete above and must be rolled back.
