@@ -1,7 +1,8 @@
 /** Runs in its own process: a daemon over a big database with many stages in flight; prints peak RSS. */
 import { openCairn } from '../src/index.js';
 
-const [dataDir, inFlightArg] = process.argv.slice(2);
+const [dataDir, inFlightArg, durabilityArg] = process.argv.slice(2);
+const durability = durabilityArg === 'normal' ? 'normal' : 'full';
 const inFlight = Number(inFlightArg);
 let started = 0;
 const hang = () => {
@@ -10,7 +11,7 @@ const hang = () => {
 };
 const cairn = await openCairn({
   dataDir,
-  config: { concurrency: inFlight, approvals: { plan: 'auto', implementation: 'auto' }, views: false },
+  config: { durability, concurrency: inFlight, approvals: { plan: 'auto', implementation: 'auto' }, views: false },
   executors: { plan: hang, implement: hang, review: hang, verify: hang },
 });
 await cairn.start({ pollMs: 50 });

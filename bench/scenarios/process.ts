@@ -4,13 +4,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCairn } from '../../src/index.js';
 import type { SqliteStore } from '../../src/store/sqlite.js';
-import { inFreshDir, nowMs, percentile, type BenchOptions, type Row } from '../stats.js';
+import { inFreshDir, nowMs, percentile, type BenchOptions, type Durability, type Row } from '../stats.js';
 import { fillHistory, realSnapshot } from './fixtures.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CAIRN = path.resolve(here, '..', '..', 'src', 'cli', 'main.js');
 
-async function memory(tasks: number, inFlight: number): Promise<{ maxRssMb: number; started: number }> {
+async function memory(durability: Durability, tasks: number, inFlight: number): Promise<{ maxRssMb: number; started: number }> {
   return inFreshDir(async (dataDir) => {
     const snapshot = await realSnapshot(path.join(dataDir, 'template'));
     const cairn = await openCairn({ dataDir, config: { views: false } });
@@ -18,7 +18,7 @@ async function memory(tasks: number, inFlight: number): Promise<{ maxRssMb: numb
     // The in-flight ones: pending tasks the child's daemon starts at once.
     for (let i = 0; i < inFlight; i++) await cairn.submit({ request: `in flight ${i}` });
     await cairn.stop();
-    const r = spawnSync(process.execPath, [path.join(here, '..', 'memoryChild.js'), dataDir, String(inFlight)], { encoding: 'utf8', timeout: 180_000 });
+    const r = spawnSync(process.execPath, [path.join(here, '..', 'memoryChild.js'), dataDir, String(inFlight), durability], { encoding: 'utf8', timeout: 180_000 });
     const line = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
     return { maxRssMb: line.maxRssKb / 1024, started: line.started };
   });
@@ -57,18 +57,22 @@ async function cliStartup(runs: number) {
 export async function processScenarios(opts: BenchOptions): Promise<Row[]> {
   const tasks = opts.quick ? 10_000 : 100_000;
   const inFlight = opts.quick ? 200 : 1000;
-  const m = await memory(tasks, inFlight);
-  const c = await cliStartup(opts.quick ? 8 : 25);
-  return [
-    {
+  const rows: Row[] = [];
+  for (const durability of ['full', 'normal'] as const) {
+    const m = await memory(durability, tasks, inFlight);
+    rows.push({
       scenario: 'memory',
-      durability: '-',
+      durability,
       metric: `daemon peak RSS, ${tasks} tasks stored, ${m.started}/${inFlight} in flight`,
       value: m.maxRssMb,
       unit: 'MB',
       target: '< 150 MB',
       held: m.maxRssMb < 150 && m.started === inFlight,
-    },
+    });
+  }
+  const c = await cliStartup(opts.quick ? 8 : 25);
+  return [
+    ...rows,
     { scenario: 'cli', durability: '-', metric: '`node -e 0`, median', value: c.bare, unit: 'ms', target: 'reference', held: null },
     {
       scenario: 'cli',
