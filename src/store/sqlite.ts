@@ -3,7 +3,7 @@
  * connection (this build defaults WAL databases to NORMAL), a busy timeout, and every multi-statement
  * write in a `BEGIN IMMEDIATE` transaction so a second writer waits instead of failing with SQLITE_BUSY.
  */
-import Database from 'better-sqlite3';
+import Database from './betterSqlite3.js';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
