@@ -5,7 +5,6 @@
  * The cache sits in the user's cache directory, private (0700/0600): a config may hold a database URL.
  * Errors are never cached, and a cache that cannot be read or written is simply not used.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,31 +28,49 @@ function schemaFingerprint(): string | null {
   }
 }
 
-function entryFile(input: unknown, env: NodeJS.ProcessEnv): string | null {
+/**
+ * FNV-1a over UTF-16 code units, twice with different seeds (64 bits): loading node:crypto for a
+ * SHA-256 costs a read verb about 2 ms. Not collision-proof, so an entry also holds its whole key.
+ */
+function hash(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
+  }
+  return (a >>> 0).toString(16).padStart(8, '0') + (b >>> 0).toString(16).padStart(8, '0');
+}
+
+/** The entry's file and the key it must hold, or null when there is no fingerprint. */
+function entryOf(input: unknown, env: NodeJS.ProcessEnv): { file: string; key: string } | null {
   const fingerprint = schemaFingerprint();
   if (fingerprint === null) return null;
-  const key = createHash('sha256').update(fingerprint).update('\0').update(JSON.stringify(input)).digest('hex');
-  return path.join(cacheDir(env), `${key}.json`);
+  const key = `${fingerprint}\0${JSON.stringify(input)}`;
+  return { file: path.join(cacheDir(env), `${hash(key)}.json`), key };
 }
 
 export function readCachedConfig(input: unknown, env: NodeJS.ProcessEnv): Config | undefined {
-  const file = entryFile(input, env);
-  if (!file) return undefined;
+  const entry = entryOf(input, env);
+  if (!entry) return undefined;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Config;
+    const cached = JSON.parse(readFileSync(entry.file, 'utf8')) as { key?: unknown; config?: Config };
+    return cached.key === entry.key ? cached.config : undefined;
   } catch {
     return undefined;
   }
 }
 
 export function writeCachedConfig(input: unknown, config: Config, env: NodeJS.ProcessEnv): void {
-  const file = entryFile(input, env);
-  if (!file) return;
+  const entry = entryOf(input, env);
+  if (!entry) return;
+  const { file, key } = entry;
   try {
     const dir = path.dirname(file);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(config), { mode: 0o600 });
+    writeFileSync(tmp, JSON.stringify({ key, config }), { mode: 0o600 });
     renameSync(tmp, file);
     const entries = readdirSync(dir).filter((f) => f.endsWith('.json'));
     if (entries.length > MAX_ENTRIES) {

@@ -3,7 +3,7 @@
  * per row, in the matching state, with its outputs, approvals, rejection feedback and checkpoints;
  * rows that were in progress become interrupted stages that `cairn list-resumable` shows.
  */
-import Database from 'better-sqlite3';
+import Database from '../store/betterSqlite3.js';
 import { createHash } from 'node:crypto';
 import type { TaskEvent, TaskPolicy } from '../../machines/task.machine.js';
 import type { Priority } from '../store/store.js';

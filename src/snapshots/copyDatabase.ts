@@ -6,7 +6,7 @@
  * live database's count at exactly the moment copied. The store's own connection is left alone, so
  * the daemon keeps committing through it while a copy runs.
  */
-import Database from 'better-sqlite3';
+import Database from '../store/betterSqlite3.js';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';

@@ -7,7 +7,7 @@
  * crash in between leaves it in both places until the next run finishes the move (the copy there is
  * replaced, never doubled). `cairn show/history --archived` read it back.
  */
-import Database from 'better-sqlite3';
+import Database from '../store/betterSqlite3.js';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadMigrations } from '../store/migrate.js';

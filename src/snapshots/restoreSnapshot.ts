@@ -5,7 +5,7 @@
  * The content goes back through the online backup API into the live file (not a file rename), so a
  * CLI process that has the database open sees either the old content or the new, never a mix.
  */
-import Database from 'better-sqlite3';
+import Database from '../store/betterSqlite3.js';
 import { existsSync, renameSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { SnapshotError } from '../errors.js';

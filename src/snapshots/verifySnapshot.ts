@@ -2,7 +2,7 @@
  * Checks a snapshot before anyone relies on it: its sha256 against its record, SQLite's
  * integrity_check, that it is a cairn database this binary understands, and how many tasks it holds.
  */
-import Database from 'better-sqlite3';
+import Database from '../store/betterSqlite3.js';
 import { existsSync } from 'node:fs';
 import { toError } from '../errors.js';
 import { loadMigrations } from '../store/migrate.js';

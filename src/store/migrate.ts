@@ -27,17 +27,25 @@ function migrationsDir(backend: 'sqlite' | 'postgres'): string {
   return found;
 }
 
-/** Reads the migration files in order. Reads files; no other side effects. */
+/**
+ * Lists the migration files in order. A file is read when its `sql` is first asked for: opening a
+ * database that is up to date (every read verb) then reads only the directory.
+ */
 export function loadMigrations(backend: 'sqlite' | 'postgres'): Migration[] {
   const dir = migrationsDir(backend);
   return readdirSync(dir)
     .filter((f) => /^\d{4}_[\w-]+\.sql$/.test(f))
     .sort()
-    .map((file) => ({
-      version: Number(file.slice(0, 4)),
-      name: file.slice(5, -4),
-      sql: readFileSync(path.join(dir, file), 'utf8'),
-    }));
+    .map((file) => {
+      let sql: string | undefined;
+      return {
+        version: Number(file.slice(0, 4)),
+        name: file.slice(5, -4),
+        get sql() {
+          return (sql ??= readFileSync(path.join(dir, file), 'utf8'));
+        },
+      };
+    });
 }
 
 function appliedVersions(db: Database.Database): Set<number> {

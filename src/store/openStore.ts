@@ -28,11 +28,11 @@ export async function openStore(config: Config, options: OpenStoreOptions = {}):
     return openPostgresStore(config.store.url, { schema: config.store.schema });
   }
   const { openSqliteStore } = await import('./sqlite.js');
-  const { assertWalUsable, isDamage } = await import('./damage.js');
   const file = sqlitePath(config);
   try {
     // Before opening: opening replays the -wal, and the next write would overwrite a cut frame.
-    if (options.verify) await assertWalUsable(file);
+    // damage.js loads only for these checks or a failure: a read verb that opens fine never needs it.
+    if (options.verify) await (await import('./damage.js')).assertWalUsable(file);
     const store = openSqliteStore(file, { durability: config.durability });
     if (options.verify) {
       const result = store.db.pragma('quick_check', { simple: true });
@@ -44,15 +44,15 @@ export async function openStore(config: Config, options: OpenStoreOptions = {}):
     }
     return store;
   } catch (e) {
-    throw await describeDamage(config, e, isDamage);
+    throw await describeDamage(config, e);
   }
 }
 
 /** A damaged-file error reworded to name the snapshot to restore; any other error as it was. */
-export async function describeDamage(config: Config, e: unknown, isDamage?: (e: unknown) => boolean): Promise<unknown> {
+export async function describeDamage(config: Config, e: unknown): Promise<unknown> {
   if (config.store.kind !== 'sqlite') return e;
   const damage = await import('./damage.js');
   const file = sqlitePath(config);
-  if (!(isDamage ?? damage.isDamage)(e) || !damage.hasSqliteMagic(file)) return e;
+  if (!damage.isDamage(e) || !damage.hasSqliteMagic(file)) return e;
   return damage.damagedDatabaseError(file, e, path.join(config.dataDir, 'snapshots'));
 }

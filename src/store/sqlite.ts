@@ -3,13 +3,14 @@
  * connection (this build defaults WAL databases to NORMAL), a busy timeout, and every multi-statement
  * write in a `BEGIN IMMEDIATE` transaction so a second writer waits instead of failing with SQLITE_BUSY.
  */
-import Database from 'better-sqlite3';
+import Database from './betterSqlite3.js';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
 import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
+import { lazyStatement } from './lazyStatement.js';
 import { WalSizeGuard } from './walSizeGuard.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, toTaskWith, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
@@ -189,7 +190,7 @@ export class SqliteStore implements Store {
     readonly location: string,
   ) {
     this.walSize = new WalSizeGuard(db, location, BUSY_TIMEOUT_MS);
-    const p = (sql: string) => db.prepare(sql);
+    const p = (sql: string) => lazyStatement(db, sql);
     this.stmt = {
       insertTask: p(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
                        created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`),

@@ -6,8 +6,10 @@
  * and the next writer after a complete checkpoint starts the WAL from its beginning again.
  */
 import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
+
+const require = createRequire(import.meta.url);
 
 /** How often the worker looks for WAL frames to copy when the last look found none / found some. */
 const IDLE_INTERVAL_MS = 200;
@@ -53,7 +55,9 @@ export class WalCheckpointer {
     synchronous: 'FULL' | 'NORMAL',
     onError: (message: string) => void = () => {},
   ) {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    const driver = require.resolve('better-sqlite3');
+    // Loaded here: only a daemon checkpoints in the background, and a read verb need not load it.
+    const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { driver, file, synchronous, idleMs: IDLE_INTERVAL_MS, busyMs: BUSY_INTERVAL_MS },
