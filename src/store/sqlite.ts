@@ -10,7 +10,7 @@ import type { StageName, TaskState, TaskStatus } from '../../machines/task.machi
 import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
-import { lazyStatement } from './lazyStatement.js';
+import { plucked, preparedOnFirstUse } from './lazyStatement.js';
 import { WalSizeGuard } from './walSizeGuard.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, toTaskWith, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
@@ -190,78 +190,77 @@ export class SqliteStore implements Store {
     readonly location: string,
   ) {
     this.walSize = new WalSizeGuard(db, location, BUSY_TIMEOUT_MS);
-    const p = (sql: string) => lazyStatement(db, sql);
-    this.stmt = {
-      insertTask: p(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
-                       created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`),
-      insertDependency: p('INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)'),
-      taskExists: p('SELECT 1 FROM tasks WHERE id = ?').pluck(),
-      getTask: p('SELECT * FROM tasks WHERE id = ?'),
-      insertImportedTask: p(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
+    this.stmt = preparedOnFirstUse(db, {
+      insertTask: `INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
+                       created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+      insertDependency: 'INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)',
+      taskExists: plucked('SELECT 1 FROM tasks WHERE id = ?'),
+      getTask: 'SELECT * FROM tasks WHERE id = ?',
+      insertImportedTask: `INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
                                run_stage, run_attempt, run_after, lease_owner, lease_expires_at, lease_token, created_at, updated_at)
-                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      insertImportedRun: p(`INSERT INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at, finished_at, outcome, exit_code)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      insertEndedSession: p(`INSERT OR IGNORE INTO sessions (id, pid, host, started_at, last_heartbeat_at, status, ended_at)
-                             VALUES (?, ?, ?, ?, ?, ?, ?)`),
-      getIntake: p('SELECT task_ids FROM intake_keys WHERE source = ? AND key = ?').pluck(),
-      insertIntake: p('INSERT INTO intake_keys (source, key, task_ids, at) VALUES (?, ?, ?, ?)'),
-      insertNote: p(`INSERT INTO notes (task_id, scope, kind, text, rationale, impact, category, stage, attempt, source, actor, at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      notesByTask: p('SELECT * FROM notes WHERE task_id = ? ORDER BY id'),
-      notesByScope: p('SELECT * FROM notes WHERE scope IS ? ORDER BY id'),
-      getDependencies: p('SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY depends_on').pluck(),
-      dependenciesOf: p(`SELECT task_id, depends_on FROM task_dependencies
-                         WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY task_id, depends_on`),
-      getCommitGuard: p('SELECT version, lease_owner, lease_token FROM tasks WHERE id = ?'),
-      nextSeq: p('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?').pluck(),
-      insertTransition: p(`INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
-                             event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      updateTaskAfterTransition: p(`UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      insertImportedRun: `INSERT INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at, finished_at, outcome, exit_code)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      insertEndedSession: `INSERT OR IGNORE INTO sessions (id, pid, host, started_at, last_heartbeat_at, status, ended_at)
+                             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      getIntake: plucked('SELECT task_ids FROM intake_keys WHERE source = ? AND key = ?'),
+      insertIntake: 'INSERT INTO intake_keys (source, key, task_ids, at) VALUES (?, ?, ?, ?)',
+      insertNote: `INSERT INTO notes (task_id, scope, kind, text, rationale, impact, category, stage, attempt, source, actor, at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      notesByTask: 'SELECT * FROM notes WHERE task_id = ? ORDER BY id',
+      notesByScope: 'SELECT * FROM notes WHERE scope IS ? ORDER BY id',
+      getDependencies: plucked('SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY depends_on'),
+      dependenciesOf: `SELECT task_id, depends_on FROM task_dependencies
+                         WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY task_id, depends_on`,
+      getCommitGuard: 'SELECT version, lease_owner, lease_token FROM tasks WHERE id = ?',
+      nextSeq: plucked('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?'),
+      insertTransition: `INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
+                             event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      updateTaskAfterTransition: `UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
                                       run_stage = ?, run_attempt = ?, run_after = ?,
                                       lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                                    WHERE id = ? AND version = ? RETURNING *`),
-      updateTaskAndClaim: p(`UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
+                                    WHERE id = ? AND version = ? RETURNING *`,
+      updateTaskAndClaim: `UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
                                run_stage = ?, run_attempt = ?, run_after = ?,
                                lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1, updated_at = ?
-                             WHERE id = ? AND version = ? RETURNING *`),
-      insertCheckpoint: p('INSERT INTO checkpoints (task_id, name, seq, state, snapshot, at) VALUES (?, ?, ?, ?, ?, ?)'),
-      completeRun: p(`UPDATE stage_runs SET outcome = ?, finished_at = ?, exit_code = ?, signal = ?
-                      WHERE task_id = ? AND stage = ? AND attempt = ? AND outcome IS NULL`),
-      closeOpenRuns: p(`UPDATE stage_runs SET outcome = ?, finished_at = ? WHERE task_id = ? AND outcome IS NULL`),
-      history: p('SELECT seq, from_state, to_state, event, actor, at FROM transitions WHERE task_id = ? ORDER BY seq'),
-      checkpoints: p('SELECT name, seq, state, snapshot, at FROM checkpoints WHERE task_id = ? ORDER BY id'),
-      stageRuns: p('SELECT * FROM stage_runs WHERE task_id = ? ORDER BY started_at, stage, attempt'),
-      countByStatus: p('SELECT status, count(*) AS n FROM tasks GROUP BY status'),
-      dispatchable: p(`SELECT * FROM tasks t WHERE t.state = 'pending' AND NOT EXISTS (
+                             WHERE id = ? AND version = ? RETURNING *`,
+      insertCheckpoint: 'INSERT INTO checkpoints (task_id, name, seq, state, snapshot, at) VALUES (?, ?, ?, ?, ?, ?)',
+      completeRun: `UPDATE stage_runs SET outcome = ?, finished_at = ?, exit_code = ?, signal = ?
+                      WHERE task_id = ? AND stage = ? AND attempt = ? AND outcome IS NULL`,
+      closeOpenRuns: `UPDATE stage_runs SET outcome = ?, finished_at = ? WHERE task_id = ? AND outcome IS NULL`,
+      history: 'SELECT seq, from_state, to_state, event, actor, at FROM transitions WHERE task_id = ? ORDER BY seq',
+      checkpoints: 'SELECT name, seq, state, snapshot, at FROM checkpoints WHERE task_id = ? ORDER BY id',
+      stageRuns: 'SELECT * FROM stage_runs WHERE task_id = ? ORDER BY started_at, stage, attempt',
+      countByStatus: 'SELECT status, count(*) AS n FROM tasks GROUP BY status',
+      dispatchable: `SELECT * FROM tasks t WHERE t.state = 'pending' AND NOT EXISTS (
                          SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on
                          WHERE d.task_id = t.id AND dep.state != 'completed')
-                       ORDER BY t.priority_rank, t.created_at, t.id LIMIT ?`),
-      runnable: p(`SELECT * FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
+                       ORDER BY t.priority_rank, t.created_at, t.id LIMIT ?`,
+      runnable: `SELECT * FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
                      AND (run_after IS NULL OR run_after <= ?)
-                   ORDER BY priority_rank, coalesce(run_after, 0), id LIMIT ?`),
-      resumable: p(`SELECT t.* FROM tasks t LEFT JOIN sessions s ON s.id = t.lease_owner
+                   ORDER BY priority_rank, coalesce(run_after, 0), id LIMIT ?`,
+      resumable: `SELECT t.* FROM tasks t LEFT JOIN sessions s ON s.id = t.lease_owner
                     WHERE t.lease_owner IS NOT NULL
                       AND (t.lease_expires_at < ? OR s.status IS NULL OR s.status != 'active')
-                    ORDER BY t.id`),
-      claimableTask: p(`SELECT * FROM tasks WHERE id = ? AND run_stage IS NOT NULL AND lease_owner IS NULL
-                          AND (run_after IS NULL OR run_after <= ?)`),
-      takeLease: p('UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ? RETURNING *'),
+                    ORDER BY t.id`,
+      claimableTask: `SELECT * FROM tasks WHERE id = ? AND run_stage IS NOT NULL AND lease_owner IS NULL
+                          AND (run_after IS NULL OR run_after <= ?)`,
+      takeLease: 'UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ? RETURNING *',
       // OR IGNORE: a run that already exists is not claimed again, and the claim changes nothing.
-      insertRunOnce: p(`INSERT OR IGNORE INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at)
-                        VALUES (?, ?, ?, ?, ?, ?)`),
-      setRunPgid: p('UPDATE stage_runs SET pgid = ? WHERE task_id = ? AND stage = ? AND attempt = ?'),
-      insertSession: p(`INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status)
-                        VALUES (?, ?, ?, ?, ?, 'active')`),
-      getSession: p('SELECT * FROM sessions WHERE id = ?'),
-      touchSession: p("UPDATE sessions SET last_heartbeat_at = ? WHERE id = ? AND status = 'active'"),
-      touchSessionAtLeast: p("UPDATE sessions SET last_heartbeat_at = max(last_heartbeat_at, ?) WHERE id = ? AND status = 'active'"),
-      renewLeases: p('UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?'),
-      expireLeases: p('UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at > ?'),
-      endSession: p("UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status IN ('active', 'stale')"),
-      sessions: p('SELECT * FROM sessions ORDER BY started_at DESC'),
-      sessionsByStatus: p('SELECT * FROM sessions WHERE status = ? ORDER BY started_at DESC'),
-    };
+      insertRunOnce: `INSERT OR IGNORE INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at)
+                        VALUES (?, ?, ?, ?, ?, ?)`,
+      setRunPgid: 'UPDATE stage_runs SET pgid = ? WHERE task_id = ? AND stage = ? AND attempt = ?',
+      insertSession: `INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status)
+                        VALUES (?, ?, ?, ?, ?, 'active')`,
+      getSession: 'SELECT * FROM sessions WHERE id = ?',
+      touchSession: "UPDATE sessions SET last_heartbeat_at = ? WHERE id = ? AND status = 'active'",
+      touchSessionAtLeast: "UPDATE sessions SET last_heartbeat_at = max(last_heartbeat_at, ?) WHERE id = ? AND status = 'active'",
+      renewLeases: 'UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?',
+      expireLeases: 'UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at > ?',
+      endSession: "UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status IN ('active', 'stale')",
+      sessions: 'SELECT * FROM sessions ORDER BY started_at DESC',
+      sessionsByStatus: 'SELECT * FROM sessions WHERE status = ? ORDER BY started_at DESC',
+    });
   }
 
   private taskFromRow(row: TaskRow | undefined): TaskRecord | null {
