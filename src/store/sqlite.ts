@@ -178,6 +178,10 @@ function newRunRow(taskId: number, stage: StageName, attempt: number, runId: str
   return { task_id: taskId, stage, attempt, run_id: runId, session_id: sessionId, started_at: at, finished_at: null, outcome: null, exit_code: null, signal: null, pgid: null };
 }
 
+/** A task row with its dependencies in the same statement: `depends_on_json`, a JSON array in id order. */
+const WITH_DEPENDENCIES = `*, (SELECT json_group_array(depends_on ORDER BY depends_on) FROM task_dependencies d
+                               WHERE d.task_id = tasks.id) AS depends_on_json`;
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly stmt;
@@ -195,7 +199,7 @@ export class SqliteStore implements Store {
                        created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
       insertDependency: 'INSERT INTO task_dependencies (task_id, depends_on) VALUES (?, ?)',
       taskExists: plucked('SELECT 1 FROM tasks WHERE id = ?'),
-      getTask: 'SELECT * FROM tasks WHERE id = ?',
+      getTask: `SELECT ${WITH_DEPENDENCIES} FROM tasks WHERE id = ?`,
       insertImportedTask: `INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
                                run_stage, run_attempt, run_after, lease_owner, lease_expires_at, lease_token, created_at, updated_at)
                              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -219,11 +223,11 @@ export class SqliteStore implements Store {
       updateTaskAfterTransition: `UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
                                       run_stage = ?, run_attempt = ?, run_after = ?,
                                       lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                                    WHERE id = ? AND version = ? RETURNING *`,
+                                    WHERE id = ? AND version = ? RETURNING ${WITH_DEPENDENCIES}`,
       updateTaskAndClaim: `UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
                                run_stage = ?, run_attempt = ?, run_after = ?,
                                lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1, updated_at = ?
-                             WHERE id = ? AND version = ? RETURNING *`,
+                             WHERE id = ? AND version = ? RETURNING ${WITH_DEPENDENCIES}`,
       insertCheckpoint: 'INSERT INTO checkpoints (task_id, name, seq, state, snapshot, at) VALUES (?, ?, ?, ?, ?, ?)',
       completeRun: `UPDATE stage_runs SET outcome = ?, finished_at = ?, exit_code = ?, signal = ?
                       WHERE task_id = ? AND stage = ? AND attempt = ? AND outcome IS NULL`,
@@ -245,7 +249,7 @@ export class SqliteStore implements Store {
                     ORDER BY t.id`,
       claimableTask: `SELECT * FROM tasks WHERE id = ? AND run_stage IS NOT NULL AND lease_owner IS NULL
                           AND (run_after IS NULL OR run_after <= ?)`,
-      takeLease: 'UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ? RETURNING *',
+      takeLease: `UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ? RETURNING ${WITH_DEPENDENCIES}`,
       // OR IGNORE: a run that already exists is not claimed again, and the claim changes nothing.
       insertRunOnce: `INSERT OR IGNORE INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at)
                         VALUES (?, ?, ?, ?, ?, ?)`,
@@ -263,9 +267,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  private taskFromRow(row: TaskRow | undefined): TaskRecord | null {
+  private taskFromRow(row: (TaskRow & { depends_on_json?: string }) | undefined): TaskRecord | null {
     if (!row) return null;
-    return toTaskWith(row, this.stmt.getDependencies.all(row.id) as number[]);
+    const json = row.depends_on_json;
+    const dependsOn = json === undefined ? (this.stmt.getDependencies.all(row.id) as number[]) : json === '[]' ? [] : (JSON.parse(json) as number[]);
+    return toTaskWith(row, dependsOn);
   }
 
   /** A filter's statement, prepared once: there are only a few shapes of filter. */
