@@ -367,7 +367,7 @@ export class Daemon extends EventEmitter {
       // Each START claims its plan run in the same write; a store that cannot leaves it to claimRuns.
       const started = await Promise.all(
         pending.map((t) =>
-          this.engine.start(t.id, this.actor, this.claimFor()).then(
+          this.engine.start(t.id, this.actor, this.claimFor(), t).then(
             (step) => step,
             (e) => {
               if (e instanceof InvalidTransitionError) return null; // another process started or cancelled it first

@@ -191,10 +191,12 @@ export class Engine {
     taskId: number,
     makeEvent: (task: TaskRecord) => TaskEvent,
     actor: string,
-    options: { leaseToken?: number; claimFor?: ClaimFor } = {},
+    options: { leaseToken?: number; claimFor?: ClaimFor; justRead?: TaskRecord } = {},
   ): Promise<StepResult> {
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-      const guess = attempt === 0 ? this.recent.take(taskId) : undefined;
+      // A first guess, checked like any other by the write's version: the record the caller just read,
+      // or the one this engine last committed.
+      const guess = attempt === 0 ? (this.recent.take(taskId) ?? options.justRead) : undefined;
       const task = guess ?? (await this.getTask(taskId));
       let event: TaskEvent;
       let result: ReturnType<typeof step>;
@@ -274,8 +276,9 @@ export class Engine {
     };
   }
 
-  start(taskId: number, actor: string, claimFor?: ClaimFor): Promise<StepResult> {
-    return this.apply(taskId, () => ({ type: 'START', at: this.now(), policy: policyFromConfig(this.config) }), actor, { claimFor });
+  /** Starts a pending task; `justRead` is its record if the caller has just read it (dispatch has). */
+  start(taskId: number, actor: string, claimFor?: ClaimFor, justRead?: TaskRecord): Promise<StepResult> {
+    return this.apply(taskId, () => ({ type: 'START', at: this.now(), policy: policyFromConfig(this.config) }), actor, { claimFor, justRead });
   }
 
   approve(taskId: number, by: string, comment?: string | null): Promise<StepResult> {

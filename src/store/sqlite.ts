@@ -178,9 +178,19 @@ function newRunRow(taskId: number, stage: StageName, attempt: number, runId: str
   return { task_id: taskId, stage, attempt, run_id: runId, session_id: sessionId, started_at: at, finished_at: null, outcome: null, exit_code: null, signal: null, pgid: null };
 }
 
-/** A task row with its dependencies in the same statement: `depends_on_json`, a JSON array in id order. */
-const WITH_DEPENDENCIES = `*, (SELECT json_group_array(depends_on ORDER BY depends_on) FROM task_dependencies d
-                               WHERE d.task_id = tasks.id) AS depends_on_json`;
+/**
+ * A task row with its dependencies in the same statement: `depends_on_json`, a JSON array in id order.
+ * `withDependencies('t')` for a SELECT over `tasks t`; WITH_DEPENDENCIES for a RETURNING clause, which
+ * allows `*` but not `table.*`.
+ */
+function dependenciesOf(table: string): string {
+  return `(SELECT json_group_array(depends_on ORDER BY depends_on) FROM task_dependencies deps
+           WHERE deps.task_id = ${table}.id) AS depends_on_json`;
+}
+function withDependencies(table: string): string {
+  return `${table}.*, ${dependenciesOf(table)}`;
+}
+const WITH_DEPENDENCIES = `*, ${dependenciesOf('tasks')}`;
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -236,14 +246,14 @@ export class SqliteStore implements Store {
       checkpoints: 'SELECT name, seq, state, snapshot, at FROM checkpoints WHERE task_id = ? ORDER BY id',
       stageRuns: 'SELECT * FROM stage_runs WHERE task_id = ? ORDER BY started_at, stage, attempt',
       countByStatus: 'SELECT status, count(*) AS n FROM tasks GROUP BY status',
-      dispatchable: `SELECT * FROM tasks t WHERE t.state = 'pending' AND NOT EXISTS (
+      dispatchable: `SELECT ${withDependencies('t')} FROM tasks t WHERE t.state = 'pending' AND NOT EXISTS (
                          SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on
                          WHERE d.task_id = t.id AND dep.state != 'completed')
                        ORDER BY t.priority_rank, t.created_at, t.id LIMIT ?`,
-      runnable: `SELECT * FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
+      runnable: `SELECT ${WITH_DEPENDENCIES} FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
                      AND (run_after IS NULL OR run_after <= ?)
                    ORDER BY priority_rank, coalesce(run_after, 0), id LIMIT ?`,
-      resumable: `SELECT t.* FROM tasks t LEFT JOIN sessions s ON s.id = t.lease_owner
+      resumable: `SELECT ${withDependencies('t')} FROM tasks t LEFT JOIN sessions s ON s.id = t.lease_owner
                     WHERE t.lease_owner IS NOT NULL
                       AND (t.lease_expires_at < ? OR s.status IS NULL OR s.status != 'active')
                     ORDER BY t.id`,
@@ -287,7 +297,8 @@ export class SqliteStore implements Store {
 
   /** Many rows at once: their dependencies come from one query, not one per row. */
   private tasksFromRows(rows: TaskRow[]): TaskRecord[] {
-    if (rows.length <= 1) return rows.map((r) => this.taskFromRow(r)!);
+    // Rows read with their dependencies (withDependencies) need no second query.
+    if (rows.length <= 1 || (rows[0] as { depends_on_json?: string }).depends_on_json !== undefined) return rows.map((r) => this.taskFromRow(r)!);
     const deps = new Map<number, number[]>();
     const pairs = this.stmt.dependenciesOf.all(JSON.stringify(rows.map((r) => r.id))) as { task_id: number; depends_on: number }[];
     for (const p of pairs) {
