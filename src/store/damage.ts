@@ -3,7 +3,7 @@
  * starts on it, and the message every verb shows, which names the file and the newest snapshot that
  * passes its checks (`cairn restore NAME`). The snapshot modules load only on that error path.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StoreError } from '../errors.js';
 
 const DAMAGE_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_VTAB', 'SQLITE_IOERR_SHORT_READ']);
@@ -24,27 +24,32 @@ const WAL_MAGIC = [0x377f0682, 0x377f0683];
 const WAL_HEADER_BYTES = 32;
 const FRAME_HEADER_BYTES = 24;
 
-/** The -wal's size when it ends on a whole frame (or is empty/absent), else null; reads 32 bytes. */
+/**
+ * The -wal's size when it ends on a whole frame (or is empty/absent), else null; reads 32 bytes.
+ * Size and header come from one open descriptor: another process's last connection may delete or
+ * empty the -wal at any moment, and a file that went away between two looks is not damage.
+ */
 function wholeWalSize(walFile: string): { size: number; problem: string | null } {
-  let size: number;
+  let fd: number;
   try {
-    size = statSync(walFile).size;
+    fd = openSync(walFile, 'r');
   } catch {
-    return { size: 0, problem: null };
+    return { size: 0, problem: null }; // absent (or unreadable: opening the database reports that)
   }
-  if (size === 0) return { size, problem: null };
-  if (size < WAL_HEADER_BYTES) return { size, problem: `it is ${size} bytes, shorter than a WAL header` };
-  const header = Buffer.alloc(WAL_HEADER_BYTES);
-  const fd = openSync(walFile, 'r');
   try {
-    readSync(fd, header, 0, WAL_HEADER_BYTES, 0);
+    const size = fstatSync(fd).size;
+    if (size === 0) return { size, problem: null };
+    if (size < WAL_HEADER_BYTES) return { size, problem: `it is ${size} bytes, shorter than a WAL header` };
+    const header = Buffer.alloc(WAL_HEADER_BYTES);
+    // Fewer bytes than the size promised: a checkpoint emptied it meanwhile, which is as good as empty.
+    if (readSync(fd, header, 0, WAL_HEADER_BYTES, 0) < WAL_HEADER_BYTES) return { size: 0, problem: null };
+    if (!WAL_MAGIC.includes(header.readUInt32BE(0))) return { size, problem: 'its header is not a WAL header' };
+    const frame = header.readUInt32BE(8) + FRAME_HEADER_BYTES;
+    const tail = (size - WAL_HEADER_BYTES) % frame;
+    return { size, problem: tail === 0 ? null : `it ends ${tail} bytes into a frame (truncated)` };
   } finally {
     closeSync(fd);
   }
-  if (!WAL_MAGIC.includes(header.readUInt32BE(0))) return { size, problem: 'its header is not a WAL header' };
-  const frame = header.readUInt32BE(8) + FRAME_HEADER_BYTES;
-  const tail = (size - WAL_HEADER_BYTES) % frame;
-  return { size, problem: tail === 0 ? null : `it ends ${tail} bytes into a frame (truncated)` };
 }
 
 /** Bytes 18 and 19 of the database header: 2 and 2 in WAL mode, 1 and 1 in rollback-journal mode. */
