@@ -367,13 +367,10 @@ export class Daemon extends EventEmitter {
       // Each START claims its plan run in the same write; a store that cannot leaves it to claimRuns.
       const started = await Promise.all(
         pending.map((t) =>
-          this.engine.start(t.id, this.actor, this.claimFor(), t).then(
-            (step) => step,
-            (e) => {
-              if (e instanceof InvalidTransitionError) return null; // another process started or cancelled it first
-              throw e;
-            },
-          ),
+          this.engine.start(t.id, this.actor, this.claimFor(), t).catch((e: unknown) => {
+            if (e instanceof InvalidTransitionError) return null; // another process started or cancelled it first
+            throw e;
+          }),
         ),
       );
       this.launchAll(started.flatMap((step) => (step?.claimed ? [step.claimed] : [])));
