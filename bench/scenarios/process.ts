@@ -43,14 +43,17 @@ async function cliStartup(runs: number) {
     const cairn = await openCairn({ dataDir, config: { views: false } });
     const task = await cairn.submit({ request: 'show me' });
     await cairn.stop();
-    const [show, bare] = timeCommands(
+    const floor = [process.execPath, path.join(here, '..', 'cliFloor.js'), path.join(dataDir, 'cairn.db'), String(task.id)];
+    const [show, bare, driverFloor, commanderFloor] = timeCommands(
       [
         [process.execPath, CAIRN, '--data-dir', dataDir, 'show', String(task.id), '--json'],
         [process.execPath, '-e', '0'],
+        floor,
+        [...floor, '--commander'],
       ],
       runs,
     );
-    return { show, bare };
+    return { show, bare, driverFloor, commanderFloor };
   });
 }
 
@@ -74,6 +77,24 @@ export async function processScenarios(opts: BenchOptions): Promise<Row[]> {
   return [
     ...rows,
     { scenario: 'cli', durability: '-', metric: '`node -e 0`, median', value: c.bare, unit: 'ms', target: 'reference', held: null },
+    {
+      scenario: 'cli',
+      durability: '-',
+      metric: 'floor: driver + open + one query, median',
+      value: c.driverFloor,
+      unit: 'ms',
+      target: `reference; ratio ${(c.driverFloor / c.bare).toFixed(2)}×`,
+      held: null,
+    },
+    {
+      scenario: 'cli',
+      durability: '-',
+      metric: 'floor: the same + commander, median',
+      value: c.commanderFloor,
+      unit: 'ms',
+      target: `reference; ratio ${(c.commanderFloor / c.bare).toFixed(2)}×`,
+      held: null,
+    },
     {
       scenario: 'cli',
       durability: '-',
