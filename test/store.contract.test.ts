@@ -489,6 +489,53 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
   });
 
   describe('leases and fencing', () => {
+    it('a stage result can claim the next run with its write: the run is recorded, the lease taken, the token bumped', async () => {
+      const engine = engineFor(store, db, { approvals: { plan: 'auto', implementation: 'auto' } });
+      const created = await engine.submit({ request: 'back to back' }, 'test');
+      const started = await engine.start(created.id, 'test', { sessionId: 'sess-a', leaseMs: LEASE_MS });
+      expect(started.claimed?.run).toMatchObject({ stage: 'plan', attempt: 1, runId: `${created.id}.plan.1`, sessionId: 'sess-a', startedAt: now });
+      expect(started.task.lease).toEqual({ owner: 'sess-a', expiresAt: now + LEASE_MS, token: 1 });
+      expect(started.claimed?.lease).toEqual(started.task.lease);
+      expect(await store.findRunnable(now, 10)).toEqual([]);
+
+      now += 1;
+      const event = { type: 'STAGE_SUCCEEDED' as const, stage: 'plan' as const, attempt: 1, output: 'plan', at: now };
+      const { task, claimed } = await engine.recordStageResult(created.id, event, 'daemon:test', 1, { sessionId: 'sess-a', leaseMs: LEASE_MS });
+      expect(task).toMatchObject({ state: 'implementing', runStage: 'implement', runAttempt: 1, lease: { owner: 'sess-a', expiresAt: now + LEASE_MS, token: 2 } });
+      expect(claimed?.run).toMatchObject({ stage: 'implement', attempt: 1, sessionId: 'sess-a', startedAt: now, outcome: null });
+      // What was returned is what was stored.
+      expect(await mustGet(await db.open(), created.id)).toEqual(task);
+      expect((await store.getStageRuns(created.id)).map((r) => [r.stage, r.outcome])).toEqual([
+        ['plan', 'succeeded'],
+        ['implement', null],
+      ]);
+      // The claimed run is fenced like any other: a second claim gets nothing.
+      expect(await store.claimRun(created.id, 'sess-b', now, LEASE_MS)).toBeNull();
+    });
+
+    it('claims nothing with a write for a stale session, or for a retry still in its backoff; dispatch claims those later', async () => {
+      const engine = engineFor(store, db, { limits: { retryBackoff: '5s' } });
+      await store.createSession({ id: 'sess-frozen', pid: 1, host: 'h', at: now });
+      await store.endSession('sess-frozen', 'stale', now);
+      const created = await engine.submit({ request: 'stale' }, 'test');
+      const started = await engine.start(created.id, 'test', { sessionId: 'sess-frozen', leaseMs: LEASE_MS });
+      expect(started.claimed).toBeUndefined();
+      expect(started.task).toMatchObject({ state: 'planning', runStage: 'plan', lease: null });
+      expect(await store.getStageRuns(created.id)).toEqual([]);
+
+      const claim = (await store.claimRun(created.id, 'sess-a', now, LEASE_MS))!;
+      const failed = await engine.recordStageResult(
+        created.id,
+        { type: 'STAGE_FAILED', stage: 'plan', attempt: 1, reason: 'exit', message: 'exit 3', exitCode: 3, at: now },
+        'test',
+        claim.lease.token,
+        { sessionId: 'sess-a', leaseMs: LEASE_MS },
+      );
+      expect(failed.claimed).toBeUndefined();
+      expect(failed.task).toMatchObject({ runStage: 'plan', runAttempt: 2, runAfter: now + 5000, lease: null });
+      expect((await store.claimRun(created.id, 'sess-a', now + 5000, LEASE_MS))?.run.attempt).toBe(2);
+    });
+
     it('claimRun takes the lease, records the run and bumps the token; a second claim gets nothing', async () => {
       const other = await db.open();
       const engine = engineFor(store, db);

@@ -468,11 +468,40 @@ export class PostgresStore implements Store {
           )
         ).rows,
     );
-    return rows.map((r): CommitResult =>
+    const results = rows.map((r): CommitResult =>
       r.ok
         ? { ok: true, task: toTask(r.task!), seq: r.seq! }
         : { ok: false, reason: r.reason as 'conflict' | 'fenced' | 'duplicate' | 'missing', message: r.message! },
     );
+    return this.claimAfterCommit(writes, results);
+  }
+
+  /**
+   * Claims the runs the writes asked for (TransitionWrite.claimFor) in one statement right after their
+   * commit: one round trip for the batch instead of a dispatch round's two. Best effort: a run this
+   * cannot claim (taken by another daemon meanwhile, a stale session, a cut connection) stays runnable
+   * and dispatch claims it.
+   */
+  private async claimAfterCommit(writes: TransitionWrite[], results: CommitResult[]): Promise<CommitResult[]> {
+    const wanted = writes.filter(
+      (w, i) => results[i].ok && w.claimFor && w.nextRun && (w.nextRun.notBefore === null || w.nextRun.notBefore <= w.at),
+    );
+    const bySession = new Map<string, TransitionWrite[]>();
+    for (const w of wanted) bySession.set(w.claimFor!.sessionId, [...(bySession.get(w.claimFor!.sessionId) ?? []), w]);
+    for (const [sessionId, group] of bySession) {
+      let claims: ClaimedRun[];
+      try {
+        claims = await this.claimRuns(group.map((w) => w.taskId), sessionId, Math.max(...group.map((w) => w.at)), group[0].claimFor!.leaseMs);
+      } catch {
+        continue; // committed all the same; dispatch claims these runs
+      }
+      for (const claim of claims) {
+        const i = writes.findIndex((w) => w.taskId === claim.task.id);
+        const result = results[i];
+        if (result.ok) results[i] = { ...result, task: claim.task, claimed: claim };
+      }
+    }
+    return results;
   }
 
   async findDispatchable(limit: number): Promise<TaskRecord[]> {
