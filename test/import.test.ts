@@ -169,6 +169,27 @@ describe('cairn import', () => {
       .finally(() => store.close());
   });
 
+  it('killed after its last item, before copying the originals: the re-run imports nothing again and archives them once', () => {
+    const { ws, copy } = withFixture('orchestrator-tasks.db');
+    // Five items: the fifth passes the crash point after its commit, so the archive copy never starts.
+    const killed = ws.cli(['import', copy, '--json'], { CAIRN_CRASH_AT: 'import-between-tasks', CAIRN_CRASH_AFTER: '4' });
+    expect(killed.code).toBe(-1);
+    expect(ws.json<any[]>(['list'])).toHaveLength(5);
+    expect(existsSync(path.join(ws.dataDir, 'archive'))).toBe(false);
+
+    const again = ws.cli(['import', copy, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    const report = JSON.parse(again.stdout);
+    expect(report.imported).toEqual([]);
+    expect(report.skipped.map((s: any) => s.reason)).toEqual([1, 2, 3, 4, 5].map((id) => `imported before as task ${id}`));
+    expect(readdirSync(report.archivedTo)).toEqual(['orchestrator-tasks.db']);
+
+    const third = JSON.parse(ws.cli(['import', copy, '--json']).stdout);
+    expect(third.archivedTo).toBeNull();
+    expect(readdirSync(path.join(ws.dataDir, 'archive'))).toHaveLength(1);
+    expect(ws.json<any[]>(['list'])).toHaveLength(5);
+  });
+
   it('--dry-run reports and writes nothing; a path with nothing to import is an error', () => {
     const { ws, copy } = withFixture('orchestrator-tasks.db');
     const dry = ws.cli(['import', copy, '--dry-run']);

@@ -3,6 +3,7 @@
  * import adds nothing and says so), copies the originals into <dataDir>/archive/import-<time>/, and
  * reports what was imported and what was skipped and why. With dryRun nothing is written.
  */
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
@@ -10,7 +11,7 @@ import { crashPoint } from '../daemon/crashPoints.js';
 import { policyFromConfig } from '../engine/snapshot.js';
 import { ImportError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
-import type { Store } from '../store/store.js';
+import type { IntakeKey, Store } from '../store/store.js';
 import { openStateBackend } from '../state/openStateBackend.js';
 import type { StateBackend } from '../state/stateBackend.js';
 import { isExperimentState, readExperimentState } from './importExperiment.js';
@@ -89,8 +90,11 @@ export async function runImport(
   let isSessionRecorded = false;
 
   const refs = new Map<string, number>();
+  // The items this run covers, new or imported before: the identity of what the archive holds.
+  const covered: string[] = [];
   const handle = async (item: ImportItem) => {
     if (item.kind === 'skip') return void report.skipped.push({ label: item.label, reason: item.reason });
+    covered.push(`${item.intake.source}\0${item.intake.key}`);
     const earlier = await store.findIntake(item.intake);
     if (earlier) {
       if (item.kind === 'task' && item.ref) refs.set(item.ref, earlier[0]);
@@ -141,11 +145,16 @@ export async function runImport(
     await stateBackend?.close();
   }
 
-  if (!options.dryRun && report.imported.length > 0) {
+  // Archived once per set of items, recorded like an intake: a run killed after its last item but
+  // before this copy archives on the next run, though that run imports nothing new.
+  const archived: IntakeKey = { source: 'import:archive', key: createHash('sha256').update(covered.sort().join('\n')).digest('hex') };
+  const isArchiveDue = report.imported.length > 0 || (covered.length > 0 && (await store.findIntake(archived)) === null);
+  if (!options.dryRun && isArchiveDue) {
     const archive = path.join(options.config.dataDir, 'archive', `import-${stamp}`);
     ensurePrivateDir(path.dirname(archive));
     ensurePrivateDir(archive);
     cpSync(root, path.join(archive, path.basename(root)), { recursive: true });
+    if (covered.length > 0) await store.createTasksOnce(archived, []);
     report.archivedTo = archive;
   }
   return report;
