@@ -536,6 +536,29 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       expect((await store.claimRun(created.id, 'sess-a', now + 5000, LEASE_MS))?.run.attempt).toBe(2);
     });
 
+    it('a result claims no next stage while a higher-priority task waits for a slot: dispatch order decides', async () => {
+      const engine = engineFor(store, db, { approvals: { plan: 'auto', implementation: 'auto' } });
+      const low = await engine.submit({ request: 'low', priority: 'low' }, 'test');
+      const lowStarted = await engine.start(low.id, 'test', { sessionId: 'sess-a', leaseMs: LEASE_MS });
+      expect(lowStarted.claimed?.run.stage).toBe('plan');
+      const high = await engine.submit({ request: 'high', priority: 'high' }, 'test');
+      await engine.start(high.id, 'test'); // its plan run waits for a slot
+      now += 1;
+      const event = { type: 'STAGE_SUCCEEDED' as const, stage: 'plan' as const, attempt: 1, output: 'plan', at: now };
+      const after = await engine.recordStageResult(low.id, event, 'daemon:test', lowStarted.task.lease!.token, { sessionId: 'sess-a', leaseMs: LEASE_MS });
+      expect(after.claimed).toBeUndefined();
+      expect(after.task).toMatchObject({ state: 'implementing', runStage: 'implement', lease: null });
+      expect((await store.findRunnable(now, 10)).map((t) => t.id)).toEqual([high.id, low.id]);
+
+      // With nothing of higher priority waiting, the next result claims as before.
+      await store.claimRun(high.id, 'sess-b', now, LEASE_MS);
+      const implement = (await store.claimRun(low.id, 'sess-a', now, LEASE_MS))!;
+      now += 1;
+      const done = { type: 'STAGE_SUCCEEDED' as const, stage: 'implement' as const, attempt: 1, output: 'impl', at: now };
+      const next = await engine.recordStageResult(low.id, done, 'daemon:test', implement.lease.token, { sessionId: 'sess-a', leaseMs: LEASE_MS });
+      expect(next.claimed?.run.stage).toBe('review');
+    });
+
     it('claimRun takes the lease, records the run and bumps the token; a second claim gets nothing', async () => {
       const other = await db.open();
       const engine = engineFor(store, db);

@@ -483,9 +483,23 @@ export class PostgresStore implements Store {
    * and dispatch claims it.
    */
   private async claimAfterCommit(writes: TransitionWrite[], results: CommitResult[]): Promise<CommitResult[]> {
-    const wanted = writes.filter(
+    let wanted = writes.filter(
       (w, i) => results[i].ok && w.claimFor && w.nextRun && (w.nextRun.notBefore === null || w.nextRun.notBefore <= w.at),
     );
+    if (wanted.length === 0) return results;
+    // A run of a higher-priority task waiting for a slot gets it through dispatch, not a lower one's next stage.
+    const rankOf = (w: TransitionWrite) => PRIORITY_RANK[(results[writes.indexOf(w)] as Extract<CommitResult, { ok: true }>).task.priority];
+    try {
+      const [row] = await this.query<{ rank: number | null }>(
+        'looking for waiting stages',
+        `SELECT min(priority_rank) AS rank FROM tasks
+          WHERE run_stage IS NOT NULL AND lease_owner IS NULL AND (run_after IS NULL OR run_after <= $1)`,
+        [Math.max(...wanted.map((w) => w.at))],
+      );
+      if (row?.rank !== null && row?.rank !== undefined) wanted = wanted.filter((w) => rankOf(w) <= Number(row.rank));
+    } catch {
+      return results; // committed all the same; dispatch claims these runs
+    }
     const bySession = new Map<string, TransitionWrite[]>();
     for (const w of wanted) bySession.set(w.claimFor!.sessionId, [...(bySession.get(w.claimFor!.sessionId) ?? []), w]);
     for (const [sessionId, group] of bySession) {

@@ -226,7 +226,9 @@ export class SqliteStore implements Store {
       getDependencies: plucked('SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY depends_on'),
       dependenciesOf: `SELECT task_id, depends_on FROM task_dependencies
                          WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY task_id, depends_on`,
-      getCommitGuard: 'SELECT version, lease_owner, lease_token FROM tasks WHERE id = ?',
+      getCommitGuard: 'SELECT version, lease_owner, lease_token, priority_rank FROM tasks WHERE id = ?',
+      higherPriorityRunnable: plucked(`SELECT 1 FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
+                                         AND (run_after IS NULL OR run_after <= ?) AND priority_rank < ? LIMIT 1`),
       nextSeq: plucked('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?'),
       insertTransition: `INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
                              event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -561,7 +563,7 @@ export class SqliteStore implements Store {
    */
   private commitOne(w: TransitionWrite, sessions: Map<string, boolean>): CommitResult {
     const guard = this.stmt.getCommitGuard.get(w.taskId) as
-      | { version: number; lease_owner: string | null; lease_token: number }
+      | { version: number; lease_owner: string | null; lease_token: number; priority_rank: number }
       | undefined;
     if (!guard) return { ok: false, reason: 'missing', message: `task ${w.taskId} does not exist` };
     if (guard.version !== w.expectedVersion) {
@@ -612,7 +614,7 @@ export class SqliteStore implements Store {
     const snapshot = JSON.stringify(w.snapshot);
     const next = w.nextRun;
     const run = [next?.stage ?? null, next?.attempt ?? null, next?.notBefore ?? null] as const;
-    const claim = this.claimNextRun(w, sessions);
+    const claim = this.claimNextRun(w, sessions, guard.priority_rank);
     const row = (
       claim
         ? this.stmt.updateTaskAndClaim.get(w.to, w.status, snapshot, ...run, claim.session_id, w.at + w.claimFor!.leaseMs, w.at, w.taskId, w.expectedVersion)
@@ -626,10 +628,14 @@ export class SqliteStore implements Store {
     return { ok: true, task, seq, claimed: claim ? { task, run: toRun(claim), lease: task.lease! } : undefined };
   }
 
-  /** Inserts the run `w.claimFor` asks to claim with the write, when it is due and the session may claim. */
-  private claimNextRun(w: TransitionWrite, sessions: Map<string, boolean>): RunRow | null {
+  /**
+   * Inserts the run `w.claimFor` asks to claim with the write, when it is due, the session may claim,
+   * and no run of a higher-priority task waits for a slot: that one gets the slot through dispatch.
+   */
+  private claimNextRun(w: TransitionWrite, sessions: Map<string, boolean>, priorityRank: number): RunRow | null {
     const next = w.nextRun;
     if (!w.claimFor || !next || (next.notBefore !== null && next.notBefore > w.at)) return null;
+    if (priorityRank > 0 && this.stmt.higherPriorityRunnable.get(w.at, priorityRank)) return null;
     const sessionId = w.claimFor.sessionId;
     let mayClaim = sessions.get(sessionId);
     if (mayClaim === undefined) sessions.set(sessionId, (mayClaim = this.mayClaim(sessionId, w.at)));
