@@ -478,41 +478,46 @@ export class PostgresStore implements Store {
 
   /**
    * Claims the runs the writes asked for (TransitionWrite.claimFor) in one statement right after their
-   * commit: one round trip for the batch instead of a dispatch round's two. Best effort: a run this
-   * cannot claim (taken by another daemon meanwhile, a stale session, a cut connection) stays runnable
-   * and dispatch claims it.
+   * commit: one round trip for the batch instead of a dispatch round's two. A task whose priority is
+   * below that of a run already waiting for a slot is left to dispatch, which goes by priority. Best
+   * effort: a run this cannot claim (taken by another daemon meanwhile, a stale session, a cut
+   * connection) stays runnable and dispatch claims it.
    */
   private async claimAfterCommit(writes: TransitionWrite[], results: CommitResult[]): Promise<CommitResult[]> {
-    let wanted = writes.filter(
+    const wanted = writes.filter(
       (w, i) => results[i].ok && w.claimFor && w.nextRun && (w.nextRun.notBefore === null || w.nextRun.notBefore <= w.at),
     );
-    if (wanted.length === 0) return results;
-    // A run of a higher-priority task waiting for a slot gets it through dispatch, not a lower one's next stage.
-    const rankOf = (w: TransitionWrite) => PRIORITY_RANK[(results[writes.indexOf(w)] as Extract<CommitResult, { ok: true }>).task.priority];
-    try {
-      const [row] = await this.query<{ rank: number | null }>(
-        'looking for waiting stages',
-        `SELECT min(priority_rank) AS rank FROM tasks
-          WHERE run_stage IS NOT NULL AND lease_owner IS NULL AND (run_after IS NULL OR run_after <= $1)`,
-        [Math.max(...wanted.map((w) => w.at))],
-      );
-      if (row?.rank !== null && row?.rank !== undefined) wanted = wanted.filter((w) => rankOf(w) <= Number(row.rank));
-    } catch {
-      return results; // committed all the same; dispatch claims these runs
-    }
     const bySession = new Map<string, TransitionWrite[]>();
     for (const w of wanted) bySession.set(w.claimFor!.sessionId, [...(bySession.get(w.claimFor!.sessionId) ?? []), w]);
     for (const [sessionId, group] of bySession) {
-      let claims: ClaimedRun[];
+      const ids = group.map((w) => w.taskId).sort((a, b) => a - b);
+      const now = Math.max(...group.map((w) => w.at));
+      let rows: { task: TaskRow; run: RunRow }[];
       try {
-        claims = await this.claimRuns(group.map((w) => w.taskId), sessionId, Math.max(...group.map((w) => w.at)), group[0].claimFor!.leaseMs);
+        rows = await this.withRetry(`claiming the next stages of tasks ${ids.join(', ')}`, async (isRetry) => {
+          // OFFSET 0 keeps the priority filter below the claim: a filtered-out task is never claimed.
+          const result = await this.pool.query<{ task: TaskRow; run: RunRow }>(
+            `SELECT c.task, c.run
+               FROM (SELECT ids.id, ids.n FROM unnest($1::bigint[]) WITH ORDINALITY AS ids(id, n)
+                       JOIN tasks t ON t.id = ids.id
+                      WHERE t.priority_rank <= (SELECT coalesce(min(priority_rank), t.priority_rank) FROM tasks w
+                                                 WHERE w.run_stage IS NOT NULL AND w.lease_owner IS NULL
+                                                   AND (w.run_after IS NULL OR w.run_after <= $3))
+                     OFFSET 0) AS wanted,
+                    LATERAL cairn_claim_run(wanted.id, $2, $3, $4, $5) AS c
+              ORDER BY wanted.n`,
+            [ids, sessionId, now, group[0].claimFor!.leaseMs, isRetry],
+          );
+          return result.rows;
+        });
       } catch {
         continue; // committed all the same; dispatch claims these runs
       }
-      for (const claim of claims) {
-        const i = writes.findIndex((w) => w.taskId === claim.task.id);
+      for (const row of rows) {
+        const task = toTask(row.task);
+        const i = writes.findIndex((w) => w.taskId === task.id);
         const result = results[i];
-        if (result.ok) results[i] = { ...result, task: claim.task, claimed: claim };
+        if (result.ok) results[i] = { ...result, task, claimed: { task, run: toRun(row.run), lease: task.lease! } };
       }
     }
     return results;
