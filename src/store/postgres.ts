@@ -500,9 +500,9 @@ export class PostgresStore implements Store {
             `SELECT c.task, c.run
                FROM (SELECT ids.id, ids.n FROM unnest($1::bigint[]) WITH ORDINALITY AS ids(id, n)
                        JOIN tasks t ON t.id = ids.id
-                      WHERE t.priority_rank <= (SELECT coalesce(min(priority_rank), t.priority_rank) FROM tasks w
-                                                 WHERE w.run_stage IS NOT NULL AND w.lease_owner IS NULL
-                                                   AND (w.run_after IS NULL OR w.run_after <= $3))
+                      WHERE t.priority_rank <= coalesce((SELECT min(priority_rank) FROM tasks w
+                                                          WHERE w.run_stage IS NOT NULL AND w.lease_owner IS NULL
+                                                            AND (w.run_after IS NULL OR w.run_after <= $3)), 2)
                      OFFSET 0) AS wanted,
                     LATERAL cairn_claim_run(wanted.id, $2, $3, $4, $5) AS c
               ORDER BY wanted.n`,
