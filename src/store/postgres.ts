@@ -490,34 +490,17 @@ export class PostgresStore implements Store {
     const bySession = new Map<string, TransitionWrite[]>();
     for (const w of wanted) bySession.set(w.claimFor!.sessionId, [...(bySession.get(w.claimFor!.sessionId) ?? []), w]);
     for (const [sessionId, group] of bySession) {
-      const ids = group.map((w) => w.taskId).sort((a, b) => a - b);
-      const now = Math.max(...group.map((w) => w.at));
-      let rows: { task: TaskRow; run: RunRow }[];
+      let claims: ClaimedRun[];
       try {
-        rows = await this.withRetry(`claiming the next stages of tasks ${ids.join(', ')}`, async (isRetry) => {
-          // OFFSET 0 keeps the priority filter below the claim: a filtered-out task is never claimed.
-          const result = await this.pool.query<{ task: TaskRow; run: RunRow }>(
-            `SELECT c.task, c.run
-               FROM (SELECT ids.id, ids.n FROM unnest($1::bigint[]) WITH ORDINALITY AS ids(id, n)
-                       JOIN tasks t ON t.id = ids.id
-                      WHERE t.priority_rank <= coalesce((SELECT min(priority_rank) FROM tasks w
-                                                          WHERE w.run_stage IS NOT NULL AND w.lease_owner IS NULL
-                                                            AND (w.run_after IS NULL OR w.run_after <= $3)), 2)
-                     OFFSET 0) AS wanted,
-                    LATERAL cairn_claim_run(wanted.id, $2, $3, $4, $5) AS c
-              ORDER BY wanted.n`,
-            [ids, sessionId, now, group[0].claimFor!.leaseMs, isRetry],
-          );
-          return result.rows;
-        });
+        const now = Math.max(...group.map((w) => w.at));
+        claims = await this.claimRound(group.map((w) => w.taskId), sessionId, now, group[0].claimFor!.leaseMs, true);
       } catch {
         continue; // committed all the same; dispatch claims these runs
       }
-      for (const row of rows) {
-        const task = toTask(row.task);
-        const i = writes.findIndex((w) => w.taskId === task.id);
+      for (const claim of claims) {
+        const i = writes.findIndex((w) => w.taskId === claim.task.id);
         const result = results[i];
-        if (result.ok) results[i] = { ...result, task, claimed: { task, run: toRun(row.run), lease: task.lease! } };
+        if (result.ok) results[i] = { ...result, task: claim.task, claimed: claim };
       }
     }
     return results;
@@ -564,16 +547,32 @@ export class PostgresStore implements Store {
    */
   async claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]> {
     if (taskIds.length <= 1) return taskIds.length ? [await this.claimRun(taskIds[0], sessionId, now, leaseMs)].filter((c) => c !== null) : [];
+    return this.claimRound(taskIds, sessionId, now, leaseMs, false);
+  }
+
+  /**
+   * The round of claims behind claimRuns and claimAfterCommit. With `yieldToHigherPriority`, a task
+   * whose priority is below that of a run already waiting for a slot is not claimed (OFFSET 0 keeps
+   * that filter below the claim).
+   */
+  private async claimRound(taskIds: number[], sessionId: string, now: number, leaseMs: number, yieldToHigherPriority: boolean) {
     const ids = [...taskIds].sort((a, b) => a - b);
     const rows = await this.withRetry(`claiming the next stages of tasks ${ids.join(', ')}`, async (isRetry) => {
       const result = await this.pool.query<{ task: TaskRow; run: RunRow }>(
-        `SELECT c.task, c.run FROM unnest($1::bigint[]) WITH ORDINALITY AS ids(id, n),
-                LATERAL cairn_claim_run(ids.id, $2, $3, $4, $5) AS c ORDER BY ids.n`,
-        [ids, sessionId, now, leaseMs, isRetry],
+        `SELECT c.task, c.run
+           FROM (SELECT ids.id, ids.n FROM unnest($1::bigint[]) WITH ORDINALITY AS ids(id, n)
+                   JOIN tasks t ON t.id = ids.id
+                  WHERE NOT $6 OR t.priority_rank <= coalesce((SELECT min(priority_rank) FROM tasks w
+                                                               WHERE w.run_stage IS NOT NULL AND w.lease_owner IS NULL
+                                                                 AND (w.run_after IS NULL OR w.run_after <= $3)), 2)
+                 OFFSET 0) AS wanted,
+                LATERAL cairn_claim_run(wanted.id, $2, $3, $4, $5) AS c
+          ORDER BY wanted.n`,
+        [ids, sessionId, now, leaseMs, isRetry, yieldToHigherPriority],
       );
       return result.rows;
     });
-    return rows.map((r) => {
+    return rows.map((r): ClaimedRun => {
       const task = toTask(r.task);
       return { task, run: toRun(r.run), lease: task.lease! };
     });

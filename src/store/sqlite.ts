@@ -191,6 +191,7 @@ function withDependencies(table: string): string {
   return `${table}.*, ${dependenciesOf(table)}`;
 }
 const WITH_DEPENDENCIES = `*, ${dependenciesOf('tasks')}`;
+type TaskRowWithDependencies = TaskRow & { depends_on_json: string };
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
@@ -223,9 +224,6 @@ export class SqliteStore implements Store {
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       notesByTask: 'SELECT * FROM notes WHERE task_id = ? ORDER BY id',
       notesByScope: 'SELECT * FROM notes WHERE scope IS ? ORDER BY id',
-      getDependencies: plucked('SELECT depends_on FROM task_dependencies WHERE task_id = ? ORDER BY depends_on'),
-      dependenciesOf: `SELECT task_id, depends_on FROM task_dependencies
-                         WHERE task_id IN (SELECT value FROM json_each(?)) ORDER BY task_id, depends_on`,
       getCommitGuard: 'SELECT version, lease_owner, lease_token, priority_rank FROM tasks WHERE id = ?',
       higherPriorityRunnable: plucked(`SELECT 1 FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
                                          AND (run_after IS NULL OR run_after <= ?) AND priority_rank < ? LIMIT 1`),
@@ -279,11 +277,11 @@ export class SqliteStore implements Store {
     });
   }
 
-  private taskFromRow(row: (TaskRow & { depends_on_json?: string }) | undefined): TaskRecord | null {
+  /** A row read with its dependencies: every statement that reads tasks selects them (withDependencies). */
+  private taskFromRow(row: TaskRowWithDependencies | undefined): TaskRecord | null {
     if (!row) return null;
     const json = row.depends_on_json;
-    const dependsOn = json === undefined ? (this.stmt.getDependencies.all(row.id) as number[]) : json === '[]' ? [] : (JSON.parse(json) as number[]);
-    return toTaskWith(row, dependsOn);
+    return toTaskWith(row, json === '[]' ? [] : (JSON.parse(json) as number[]));
   }
 
   /** A filter's statement, prepared once: there are only a few shapes of filter. */
@@ -297,18 +295,9 @@ export class SqliteStore implements Store {
     return statement;
   }
 
-  /** Many rows at once: their dependencies come from one query, not one per row. */
-  private tasksFromRows(rows: TaskRow[]): TaskRecord[] {
-    // Rows read with their dependencies (withDependencies) need no second query.
-    if (rows.length <= 1 || (rows[0] as { depends_on_json?: string }).depends_on_json !== undefined) return rows.map((r) => this.taskFromRow(r)!);
-    const deps = new Map<number, number[]>();
-    const pairs = this.stmt.dependenciesOf.all(JSON.stringify(rows.map((r) => r.id))) as { task_id: number; depends_on: number }[];
-    for (const p of pairs) {
-      const list = deps.get(p.task_id);
-      if (list) list.push(p.depends_on);
-      else deps.set(p.task_id, [p.depends_on]);
-    }
-    return rows.map((row) => toTaskWith(row, deps.get(row.id) ?? []));
+  /** Rows read with their dependencies (withDependencies / WITH_DEPENDENCIES). */
+  private tasksFromRows(rows: TaskRowWithDependencies[]): TaskRecord[] {
+    return rows.map((r) => this.taskFromRow(r)!);
   }
 
   private write<T>(fn: () => T): T {
@@ -354,7 +343,7 @@ export class SqliteStore implements Store {
       const earlier = this.stmt.getIntake.get(intake.source, intake.key) as string | undefined;
       if (earlier !== undefined) {
         const ids = JSON.parse(earlier) as number[];
-        return { tasks: ids.map((id) => this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)).filter((t) => t !== null), isNew: false };
+        return { tasks: ids.map((id) => this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)).filter((t) => t !== null), isNew: false };
       }
       const created: TaskRecord[] = [];
       for (const task of tasks) created.push(this.insertTask(task, created.map((t) => t.id)));
@@ -370,7 +359,7 @@ export class SqliteStore implements Store {
       const earlier = this.stmt.getIntake.get(intake.source, intake.key) as string | undefined;
       if (earlier !== undefined) {
         const [id] = JSON.parse(earlier) as number[];
-        return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!, isNew: false };
+        return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!, isNew: false };
       }
       for (const dep of t.dependsOn) {
         if (!this.stmt.taskExists.get(dep)) throw new StoreError(`task ${dep} does not exist, so nothing can depend on it`);
@@ -406,7 +395,7 @@ export class SqliteStore implements Store {
       }
       this.stmt.insertIntake.run(intake.source, intake.key, JSON.stringify([id]), t.createdAt);
       for (const note of notes?.(id) ?? []) this.insertNote(note);
-      return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!, isNew: true };
+      return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!, isNew: true };
     });
   }
 
@@ -440,7 +429,7 @@ export class SqliteStore implements Store {
     for (const name of task.checkpoints) {
       this.stmt.insertCheckpoint.run(id, name, 1, task.snapshot.value, JSON.stringify(task.snapshot), task.at);
     }
-    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRow)!;
+    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!;
   }
 
   private insertNote(note: NewNote): NoteRecord {
@@ -478,7 +467,7 @@ export class SqliteStore implements Store {
   }
 
   async getTask(id: number): Promise<TaskRecord | null> {
-    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRow | undefined);
+    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies | undefined);
   }
 
   async listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
@@ -500,11 +489,11 @@ export class SqliteStore implements Store {
       where.push(`id IN (${filter.ids.map(() => '?').join(', ') || 'NULL'})`);
       params.push(...filter.ids);
     }
-    const sql = `SELECT * FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id${
+    const sql = `SELECT ${WITH_DEPENDENCIES} FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id${
       filter.limit ? ' LIMIT ?' : ''
     }`;
     if (filter.limit) params.push(filter.limit);
-    const rows = this.listStatement(sql).all(...params) as TaskRow[];
+    const rows = this.listStatement(sql).all(...params) as TaskRowWithDependencies[];
     return this.tasksFromRows(rows);
   }
 
@@ -619,7 +608,7 @@ export class SqliteStore implements Store {
       claim
         ? this.stmt.updateTaskAndClaim.get(w.to, w.status, snapshot, ...run, claim.session_id, w.at + w.claimFor!.leaseMs, w.at, w.taskId, w.expectedVersion)
         : this.stmt.updateTaskAfterTransition.get(w.to, w.status, snapshot, ...run, w.at, w.taskId, w.expectedVersion)
-    ) as TaskRow;
+    ) as TaskRowWithDependencies;
     for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);
     for (const note of w.notes ?? []) this.insertNote(note);
     const task = this.taskFromRow(row)!;
@@ -646,15 +635,15 @@ export class SqliteStore implements Store {
   }
 
   async findDispatchable(limit: number): Promise<TaskRecord[]> {
-    return this.tasksFromRows(this.stmt.dispatchable.all(limit) as TaskRow[]);
+    return this.tasksFromRows(this.stmt.dispatchable.all(limit) as TaskRowWithDependencies[]);
   }
 
   async findRunnable(now: number, limit: number): Promise<TaskRecord[]> {
-    return this.tasksFromRows(this.stmt.runnable.all(now, limit) as TaskRow[]);
+    return this.tasksFromRows(this.stmt.runnable.all(now, limit) as TaskRowWithDependencies[]);
   }
 
   async findResumable(now: number): Promise<TaskRecord[]> {
-    return this.tasksFromRows(this.stmt.resumable.all(now) as TaskRow[]);
+    return this.tasksFromRows(this.stmt.resumable.all(now) as TaskRowWithDependencies[]);
   }
 
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
@@ -686,7 +675,7 @@ export class SqliteStore implements Store {
     if (!row || row.run_stage === null || row.run_attempt === null) return null;
     const runId = runIdOf(taskId, row.run_stage, row.run_attempt);
     if (this.stmt.insertRunOnce.run(taskId, row.run_stage, row.run_attempt, runId, sessionId, now).changes === 0) return null;
-    const task = this.taskFromRow(this.stmt.takeLease.get(sessionId, now + leaseMs, taskId) as TaskRow)!;
+    const task = this.taskFromRow(this.stmt.takeLease.get(sessionId, now + leaseMs, taskId) as TaskRowWithDependencies)!;
     return { task, run: toRun(newRunRow(taskId, row.run_stage, row.run_attempt, runId, sessionId, now)), lease: task.lease! };
   }
 
