@@ -10,7 +10,7 @@ import type { StageName, TaskState, TaskStatus } from '../../machines/task.machi
 import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
-import { plucked, preparedOnFirstUse } from './lazyStatement.js';
+import { plucked, preparedOnFirstUse } from './preparedOnFirstUse.js';
 import { WalSizeGuard } from './walSizeGuard.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, toTaskWith, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
