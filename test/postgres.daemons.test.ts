@@ -5,37 +5,14 @@
  * cannot be reached at start is a clear error and exit 1. Each test has a schema of its own.
  */
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
-import type { PostgresStore } from '../src/store/postgres.js';
-import { dropTestSchemas, newTestSchema, schemaUrl } from './helpers/postgres.js';
-import { AUTO, expectConsistent, Machine, openTestStore, readQuickLedger, writeMachineConfig } from './helpers/pgDaemons.js';
+import { newTestSchema, schemaUrl } from './helpers/postgres.js';
+import { AUTO, expectConsistent, readQuickLedger, trackDaemons, writeMachineConfig } from './helpers/pgDaemons.js';
 import { tempDir, waitFor } from './helpers/tmp.js';
 
-const machines: Machine[] = [];
-const stores: PostgresStore[] = [];
-
-afterEach(async () => {
-  for (const m of machines.splice(0)) if (m.daemon && m.daemon.child.exitCode === null) await m.daemon.kill('SIGKILL');
-  for (const s of stores.splice(0)) await s.close();
-});
-
-afterAll(async () => {
-  await dropTestSchemas();
-});
-
-async function store(url: string) {
-  const s = await openTestStore(url);
-  stores.push(s);
-  return s;
-}
-
-function machine(url: string, host: string | null = null): Machine {
-  const m = new Machine(url, host);
-  machines.push(m);
-  return m;
-}
+const { machine, store } = trackDaemons();
 
 describe('three daemons on one database', () => {
   it('share 300 tasks: all complete, every stage completion is recorded once, each daemon does some of the work', { timeout: 120_000 }, async () => {

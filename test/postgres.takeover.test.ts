@@ -5,41 +5,25 @@
  * frozen with SIGSTOP past its lease and thawed, its late completion is refused and logged; and with
  * every connection cut (pg_terminate_backend) while they work, the daemons reconnect and lose nothing.
  */
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import type { PostgresStore } from '../src/store/postgres.js';
 import { isAlive, STAGE_SCRIPT } from './helpers/cairnProcess.js';
-import { dropTestSchemas, newTestSchema, schemaUrl, terminateBackends } from './helpers/postgres.js';
-import { AUTO, expectConsistent, Machine, openTestStore, writeMachineConfig } from './helpers/pgDaemons.js';
+import { newTestSchema, schemaUrl, terminateBackends } from './helpers/postgres.js';
+import { AUTO, expectConsistent, trackDaemons, writeMachineConfig, type Machine } from './helpers/pgDaemons.js';
 import { waitFor } from './helpers/tmp.js';
 
-const machines: Machine[] = [];
-const stores: PostgresStore[] = [];
-
-afterEach(async () => {
-  for (const m of machines.splice(0)) {
-    if (!m.daemon || m.daemon.child.exitCode !== null || m.daemon.child.signalCode !== null) continue;
-    m.daemon.child.kill('SIGCONT');
-    await m.daemon.kill('SIGKILL');
-  }
-  for (const s of stores.splice(0)) await s.close();
-});
-
-afterAll(async () => {
-  await dropTestSchemas();
-});
+const { machine, store: openStore } = trackDaemons();
 
 const HEARTBEAT = { cron: '*/1 * * * * *', staleAfter: '2s' };
 
 /** Two daemons on this host and a victim on "another machine", where implement attempt 1 sleeps `sleepS` seconds. */
 async function cluster(label: string, sleepS: string) {
   const url = schemaUrl(await newTestSchema(label));
-  const store = await openTestStore(url);
-  stores.push(store);
+  const store = await openStore(url);
   const make = (host: string | null) => {
-    const m = new Machine(url, host);
-    machines.push(m);
+    const m = machine(url, host);
     // The stage fixture keeps a ledger (one line per execution, with its pid) in the machine's own directory.
     const stage = { run: [STAGE_SCRIPT], env: { STAGE_RECORD_DIR: m.ws.recordDir } };
     const implement = host ? { run: [STAGE_SCRIPT], env: { STAGE_RECORD_DIR: m.ws.recordDir, STAGE_SLEEP: sleepS, SLEEP_ATTEMPTS: '1' } } : stage;
@@ -161,10 +145,8 @@ describe('takeover', () => {
     const schema = await newTestSchema('cut');
     const appName = `cairn_cut_${schema.slice(-8)}`;
     const url = schemaUrl(schema, { application_name: appName });
-    const store = await openTestStore(schemaUrl(schema));
-    stores.push(store);
-    const daemons = [new Machine(url, null), new Machine(url, null)];
-    machines.push(...daemons);
+    const store = await openStore(schemaUrl(schema));
+    const daemons = [machine(url, null), machine(url, null)];
     for (const m of daemons) {
       const stage = { run: [STAGE_SCRIPT], env: { STAGE_RECORD_DIR: m.ws.recordDir, STAGE_SLEEP: '0.2' } };
       writeMachineConfig(m, { concurrency: 4, heartbeat: { cron: '*/1 * * * * *', staleAfter: '20s' }, stages: { plan: stage, implement: stage, review: stage, verify: stage } });

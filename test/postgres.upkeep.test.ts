@@ -9,26 +9,15 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { PostgresStore } from '../src/store/postgres.js';
-import { adminQuery, dropTestSchemas, newTestSchema, schemaUrl } from './helpers/postgres.js';
-import { Machine, openTestStore, writeMachineConfig } from './helpers/pgDaemons.js';
+import { describe, expect, it } from 'vitest';
+import { adminQuery, newTestSchema, schemaUrl } from './helpers/postgres.js';
+import { trackDaemons, writeMachineConfig, type Machine } from './helpers/pgDaemons.js';
 import { tempDir, waitFor } from './helpers/tmp.js';
 
 const CYCLE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'heartbeat', 'cycleLedger.sh');
 const TICK_MS = 3000;
 
-const machines: Machine[] = [];
-const stores: PostgresStore[] = [];
-
-afterEach(async () => {
-  for (const m of machines.splice(0)) if (m.daemon && m.daemon.child.exitCode === null) await m.daemon.kill('SIGKILL');
-  for (const s of stores.splice(0)) await s.close();
-});
-
-afterAll(async () => {
-  await dropTestSchemas();
-});
+const { machine, store } = trackDaemons();
 
 /** Runs of the cycle command so far: when (the heartbeat's time) and on which machine. */
 function readRuns(ledger: string): { at: number; machine: string }[] {
@@ -45,8 +34,7 @@ function readRuns(ledger: string): { at: number; machine: string }[] {
 /** Two daemons on `url` whose cycle command appends to `ledger`; returns once both have started. */
 async function startTwoDaemons(url: string, ledger: string, every = 1, extra: { staleAfter?: string; hold?: string } = {}): Promise<Machine[]> {
   const daemons = ['machine-a', 'machine-b'].map((host) => {
-      const m = new Machine(url, host);
-      machines.push(m);
+      const m = machine(url, host);
     writeMachineConfig(m, {
       // Manual gates: the cycle's tasks stop after planning, so the daemons stay quiet apart from the heartbeat.
       approvals: { plan: 'manual', implementation: 'manual' },
@@ -74,8 +62,7 @@ describe('the cycle command with two daemons on one database', () => {
     expect(new Set(slots).size, `runs: ${JSON.stringify(runs)}`).toBe(runs.length);
 
     // Each run's task exists exactly once, submitted by the cycle, and there is no other.
-    const db = await openTestStore(url);
-    stores.push(db);
+    const db = await store(url);
     const tasks = await db.listTasks();
     const expected = runs.map((r) => `cycle run at ${r.at} on ${r.machine}`).sort();
     expect(tasks.map((t) => t.request).sort()).toEqual(expected);

@@ -6,11 +6,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect } from 'vitest';
+import { afterAll, afterEach, expect } from 'vitest';
 import type { ConfigFile } from '../../src/config.js';
 import { replayHistory } from '../../src/engine/replay.js';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { DaemonProcess, Workspace } from './cairnProcess.js';
+import { dropTestSchemas } from './postgres.js';
 import { tempDir } from './tmp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -103,4 +104,35 @@ export function readQuickLedger(file: string): { runId: string; pid: number }[] 
       const [runId, pid] = line.split(' ');
       return { runId, pid: Number(pid) };
     });
+}
+
+/**
+ * The daemons and stores a test file starts: after each test its daemons are killed (a frozen one is
+ * woken first, so the kill lands) and its stores closed, after all its schemas are dropped. Call once
+ * at the top of the file.
+ */
+export function trackDaemons(): { machine: (url: string, host?: string | null) => Machine; store: (url: string) => Promise<PostgresStore> } {
+  const machines: Machine[] = [];
+  const stores: PostgresStore[] = [];
+  afterEach(async () => {
+    for (const m of machines.splice(0)) {
+      if (!m.daemon || m.daemon.child.exitCode !== null || m.daemon.child.signalCode !== null) continue;
+      m.daemon.child.kill('SIGCONT');
+      await m.daemon.kill('SIGKILL');
+    }
+    for (const s of stores.splice(0)) await s.close();
+  });
+  afterAll(() => dropTestSchemas());
+  return {
+    machine: (url, host = null) => {
+      const m = new Machine(url, host);
+      machines.push(m);
+      return m;
+    },
+    store: async (url) => {
+      const s = await openTestStore(url);
+      stores.push(s);
+      return s;
+    },
+  };
 }
