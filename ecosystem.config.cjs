@@ -6,7 +6,7 @@ module.exports = {
     {
       name: 'cairn',
       cwd: __dirname,
-      script: 'dist/src/cli/main.js',
+      script: 'dist/src/cairn.cjs',
       args: 'start',
       interpreter: 'node',
       kill_timeout: 15000,

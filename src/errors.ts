@@ -1,7 +1,7 @@
 /**
  * Every error cairn shows a user. Each has a stable `code` for scripts and the exit code of
  * DESIGN §6: 1 for operational errors (unknown task, wrong state, lock or I/O), 2 for usage and config.
- * Only `src/cli/main.ts` turns them into `process.exitCode`.
+ * Only `src/cli/reportFailure.ts` turns them into exit codes.
  */
 export class CairnError extends Error {
   readonly code: string = 'CAIRN_ERROR';

@@ -371,6 +371,18 @@ describe('a file that is not SQLite', () => {
       check.close();
     }
   });
+
+  it('cairn\'s own database left readable by others is made private again on open, with its -wal and -shm', async () => {
+    const dir = tempDir();
+    const file = dbFile(dir);
+    const first = open(file);
+    await engineFor(first).submit({ request: 'kept' }, 'test');
+    // Held open so the -wal and -shm stay while the modes are loosened and the store is opened again.
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) chmodSync(f, 0o644);
+    const second = open(file);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(modeOf(f), f).toBe(0o600);
+    expect((await second.getTask(1))?.request).toBe('kept');
+  });
 });
 
 describe('transitions', () => {

@@ -15,7 +15,7 @@ import { nowMs } from '../stats.js';
 import { adminQuery, BENCH_PG_URL, newBenchSchema, rateAfterWarmup } from './pgDatabase.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CAIRN = path.resolve(here, '..', '..', 'src', 'cli', 'main.js');
+const CAIRN = path.resolve(here, '..', '..', 'src', 'cairn.cjs');
 const AUTO = { plan: 'auto', implementation: 'auto' } as const;
 const noop = { plan: async () => 'p', implement: async () => 'i', review: async () => ({ verdict: 'approve' }), verify: async () => 'v' };
 const NOOP_MODULE = `export default async (input) => (input.stage === 'review' ? { verdict: 'approve', comments: 'fine' } : { stage: input.stage });\n`;

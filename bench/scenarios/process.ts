@@ -8,7 +8,7 @@ import { inFreshDir, nowMs, percentile, type BenchOptions, type Durability, type
 import { fillHistory, realSnapshot } from './fixtures.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CAIRN = path.resolve(here, '..', '..', 'src', 'cli', 'main.js');
+const CAIRN = path.resolve(here, '..', '..', 'src', 'cairn.cjs');
 
 async function memory(durability: Durability, tasks: number, inFlight: number): Promise<{ maxRssMb: number; started: number }> {
   return inFreshDir(async (dataDir) => {

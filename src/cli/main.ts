@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `cairn` command. Parses arguments with commander and hands each verb to its own module, loaded
- * only when that verb runs so read verbs stay fast. The only place errors become exit codes:
- * 0 success, 1 operational error, 2 usage or config error (DESIGN §6).
+ * The `cairn` command as commander parses it: every verb, help and usage errors. src/cairn.ts runs a
+ * well-formed read command without it and hands everything else here. Each verb's module loads only
+ * when that verb runs. Exit codes (DESIGN §6): 0 success, 1 operational error, 2 usage or config error.
  */
 import { createRequire } from 'node:module';
 import type * as Commander from 'commander';
 import type { GlobalOptions } from './context.js';
+import { GLOBAL_FLAGS, READ_VERBS } from './readVerbs.js';
 
 // commander is CommonJS: required directly it loads a third faster than through its ESM wrapper,
 // which Node first scans for export names (cjs-module-lexer).
@@ -14,12 +15,10 @@ const { Command, CommanderError, Option } = createRequire(import.meta.url)('comm
 
 const program = new Command('cairn')
   .description('A durable orchestrator for staged work: plan → approve → implement → review → verify.')
-  .option('--config <file>', 'config file (default: cairn.config.json or .yaml in this directory)')
-  .option('--data-dir <dir>', 'data directory (default: ./state)')
-  .option('--database <url>', 'database URL (PostgreSQL); default is SQLite in the data directory')
-  .option('--list-resumable', 'same as `cairn list-resumable`')
   .showHelpAfterError('(run `cairn --help` for usage)')
   .exitOverride();
+for (const [notation, description] of GLOBAL_FLAGS) program.option(notation, description);
+program.option('--list-resumable', 'same as `cairn list-resumable`');
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 let exitCode = 0;
@@ -58,34 +57,15 @@ program
   .option('--json', 'print {"id": N}')
   .action(async (request, opts) => (await import('./submit.js')).run(request, opts, globals()));
 
-program
-  .command('list')
-  .description('list tasks')
-  .option('--status <status>', 'pending, in_progress, awaiting_approval, completed, failed or cancelled')
-  .option('--state <state>', 'a workflow state, e.g. plan_awaiting_approval')
-  .option('--tag <tag>', 'only tasks with this tag')
-  .option('--resumable', 'only interrupted tasks')
-  .option('--limit <n>', 'at most this many')
-  .option('--json', 'machine-readable output')
-  .action(async (opts) => (await import('./list.js')).run(opts, globals()));
-
-program
-  .command('list-resumable')
-  .description('tasks whose stage was interrupted and can be resumed')
-  .option('--json', 'machine-readable output')
-  .action(async (opts) => (await import('./listResumable.js')).run(opts, globals()));
-
-for (const [name, description] of [
-  ['show', 'a task with its outputs, approvals, checkpoints and runs'],
-  ['history', 'every transition of a task, oldest first'],
-] as const) {
-  program
-    .command(name)
-    .description(description)
-    .argument('<id>', 'task id')
-    .option('--json', 'machine-readable output')
-    .option('--archived', 'also look in the history archives (state/archive/history-*.db, history.keepDays)')
-    .action(async (id, opts) => (await import(`./${name}.js`)).run(id, opts, globals()));
+// The read verbs come from one table, which src/cairn.ts also parses without commander.
+for (const verb of READ_VERBS) {
+  const command = program.command(verb.name).description(verb.description);
+  for (const [notation, description] of verb.args) command.argument(notation, description);
+  for (const [notation, description] of verb.options) command.option(notation, description);
+  command.action(async (...params: unknown[]) => {
+    const args = params.slice(0, verb.args.length) as string[];
+    await verb.run(args, params[verb.args.length] as Record<string, string | boolean | undefined>, globals());
+  });
 }
 
 program
@@ -138,12 +118,6 @@ program
   .option('--by <name>', 'who rewinds')
   .option('--json', 'print the task as JSON')
   .action(async (id, opts) => (await import('./decide.js')).rewind(id, opts, globals()));
-
-program
-  .command('status')
-  .description('daemon health, task counts and what needs attention')
-  .option('--json', 'machine-readable output')
-  .action(async (opts) => (await import('./status.js')).run(opts, globals()));
 
 program
   .command('note')
@@ -265,11 +239,7 @@ async function main(argv: string[]): Promise<number> {
       // commander has already printed its message; help and version are not errors.
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
     }
-    const { CairnError, toError } = await import('../errors.js');
-    const error = toError(e);
-    process.stderr.write(`cairn: ${error.message}\n`);
-    if (process.env.CAIRN_DEBUG && error.stack) process.stderr.write(`${error.stack}\n`);
-    return error instanceof CairnError ? error.exitCode : 1;
+    return (await import('./reportFailure.js')).reportFailure(e);
   }
 }
 

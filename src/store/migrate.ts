@@ -15,13 +15,15 @@ export interface Migration {
   sql: string;
 }
 
-/** The migration files live in src/; compiled code runs from dist/src/, so look in both places. */
+/**
+ * The migration files live in the package's src/store/migrations. This code runs from src/ (tests),
+ * from dist/src/store/ (compiled) or from dist/src/ (the bundled `cairn` executable), so look upwards.
+ */
 function migrationsDir(backend: 'sqlite' | 'postgres'): string {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    path.join(here, 'migrations', backend),
-    path.resolve(here, '..', '..', '..', 'src', 'store', 'migrations', backend),
-  ];
+  const candidates: string[] = [];
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)), up = 0; up < 4; dir = path.dirname(dir), up++) {
+    candidates.push(path.join(dir, 'migrations', backend), path.join(dir, 'src', 'store', 'migrations', backend));
+  }
   const found = candidates.find((dir) => existsSync(dir));
   if (!found) throw new StoreError(`cannot find the ${backend} migrations (looked in ${candidates.join(', ')})`);
   return found;

@@ -76,40 +76,57 @@ function describeOpenFailure(file: string, error: Error): StoreError {
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
-/** Throws StoreError for an existing file that is not a SQLite database, or is one that is not cairn's. */
-function refuseForeignFile(file: string): void {
+/**
+ * Throws StoreError for an existing file that does not start with SQLite's header. Returns whether
+ * the file holds a database (false: missing or empty, a database we are about to create).
+ */
+function refuseNonSqliteFile(file: string): boolean {
   let header: Buffer;
   try {
     const fd = openSync(file, 'r');
     try {
       header = Buffer.alloc(SQLITE_HEADER.length);
       const read = readSync(fd, header, 0, header.length, 0);
-      if (read === 0) return; // empty: a database we are about to create
+      if (read === 0) return false;
       header = header.subarray(0, read);
     } finally {
       closeSync(fd);
     }
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw describeOpenFailure(file, toError(e));
   }
   if (!header.equals(SQLITE_HEADER)) {
     throw describeOpenFailure(file, Object.assign(new Error('file is not a database'), { code: 'SQLITE_NOTADB' }));
   }
-  const probe = new Database(file, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+  return true;
+}
+
+/** Throws StoreError for a SQLite database that is not cairn's: it has tables, none of them schema_migrations. */
+function refuseForeignSchema(db: Database.Database, file: string): void {
+  let tables: string[];
   try {
-    const tables = probe.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
-    if (tables.length > 0 && !tables.includes('schema_migrations')) {
-      throw new StoreError(
-        `${file} is a SQLite database, but not cairn's (it has tables ${tables.slice(0, 5).join(', ')} and no schema_migrations); ` +
-          'cairn will not touch it. Point --data-dir at another directory.',
-      );
-    }
+    tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[];
   } catch (e) {
-    if (e instanceof StoreError) throw e;
     throw describeOpenFailure(file, toError(e));
-  } finally {
-    probe.close();
+  }
+  if (tables.length > 0 && !tables.includes('schema_migrations')) {
+    throw new StoreError(
+      `${file} is a SQLite database, but not cairn's (it has tables ${tables.slice(0, 5).join(', ')} and no schema_migrations); ` +
+        'cairn will not touch it. Point --data-dir at another directory.',
+    );
+  }
+}
+
+/** The database and the -wal and -shm beside it, readable by their owner only. */
+function tightenModes(file: string): void {
+  chmodSync(file, 0o600);
+  for (const side of [`${file}-wal`, `${file}-shm`]) {
+    try {
+      chmodSync(side, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
   }
 }
 
@@ -133,14 +150,24 @@ function whileBusy(file: string, fn: () => void): void {
  */
 export function openSqliteStore(file: string, options: SqliteStoreOptions = {}): SqliteStore {
   ensurePrivateDir(path.dirname(file));
-  // Checked before anything touches the file (mode, WAL, schema): a file that is not ours stays as it was.
-  refuseForeignFile(file);
+  // Checked before anything changes the file (mode, WAL, schema): a file that is not ours stays as it
+  // was. The schema is read on the connection cairn then uses: a second connection costs a read verb 1 ms.
+  const existed = refuseNonSqliteFile(file);
   let db: Database.Database;
   try {
-    ensurePrivateFile(file);
+    if (!existed) ensurePrivateFile(file);
     db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
   } catch (e) {
     throw describeOpenFailure(file, toError(e));
+  }
+  if (existed) {
+    try {
+      refuseForeignSchema(db, file);
+      tightenModes(file);
+    } catch (e) {
+      db.close();
+      throw e instanceof StoreError ? e : describeOpenFailure(file, toError(e));
+    }
   }
   try {
     whileBusy(file, () => {

@@ -14,7 +14,7 @@ function findRoot(from: string): string {
   throw new Error(`no package.json above ${from}`);
 }
 const root = findRoot(path.dirname(fileURLToPath(import.meta.url)));
-export const CAIRN_BIN = path.join(root, 'dist', 'src', 'cli', 'main.js');
+export const CAIRN_BIN = path.join(root, 'dist', 'src', 'cairn.cjs');
 export const STAGE_SCRIPT = path.join(root, 'test', 'fixtures', 'workflow', 'stage.sh');
 
 export interface CliResult {
