@@ -9,6 +9,22 @@ export function percentile(sortedMs: number[], p: number): number {
   return sortedMs[i];
 }
 
+/**
+ * The median of `runs` measurements of a whole-workload rate (one run of a second or two moves by a
+ * fifth on a shared machine), with every value kept so the table can say how far they spread.
+ */
+export async function medianOfRuns(runs: number, measure: () => Promise<number>): Promise<{ median: number; values: number[] }> {
+  const values: number[] = [];
+  for (let i = 0; i < runs; i++) values.push(await measure());
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: sorted[Math.floor((sorted.length - 1) / 2)], values };
+}
+
+/** `9,412 / 10,120 / 11,003`: the runs behind a median, lowest first. */
+export function spread(values: number[]): string {
+  return [...values].sort((a, b) => a - b).map((v) => Math.round(v).toLocaleString('en-US')).join(' / ');
+}
+
 export function summarize(samplesMs: number[]) {
   const sorted = [...samplesMs].sort((a, b) => a - b);
   return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), p999: percentile(sorted, 99.9), max: sorted.at(-1)! };

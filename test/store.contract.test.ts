@@ -559,6 +559,36 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       expect(next.claimed?.run.stage).toBe('review');
     });
 
+    it('a higher-priority run left waiting earlier in the same group commit stops a later result from claiming', async () => {
+      const engine = engineFor(store, db, { approvals: { plan: 'auto', implementation: 'auto' } });
+      const lease = { sessionId: 'sess-a', leaseMs: LEASE_MS };
+      const medium = await engine.submit({ request: 'medium', priority: 'medium' }, 'test');
+      const mediumStarted = await engine.start(medium.id, 'test', lease);
+      const low = await engine.submit({ request: 'low', priority: 'low' }, 'test');
+      const lowStarted = await engine.start(low.id, 'test', lease);
+      const high = await engine.submit({ request: 'high', priority: 'high' }, 'test');
+      now += 1;
+      const planned = { type: 'STAGE_SUCCEEDED' as const, stage: 'plan' as const, attempt: 1, output: 'plan', at: now };
+      // One batch, in this order: the medium result (nothing waits, it claims), the high START (its plan
+      // run is left waiting: it asks no claim), then the low result, which must now yield.
+      const mediumTask = await mustGet(store, medium.id);
+      const lowTask = await mustGet(store, low.id);
+      const [mediumAfter, highStarted, lowAfter] = await store.commitTransitions([
+        { ...writeFor(mediumTask, planned, { leaseToken: mediumStarted.task.lease!.token }), claimFor: lease },
+        writeFor(high, { type: 'START', at: now }),
+        { ...writeFor(lowTask, planned, { leaseToken: lowStarted.task.lease!.token }), claimFor: lease },
+      ]);
+      if (!mediumAfter.ok || !highStarted.ok || !lowAfter.ok) throw new Error('a write of the batch was refused');
+      // SQLite claims write by write inside the batch, so the medium result, before the START, still
+      // claims; PostgreSQL claims once the batch has committed, when the high run already waits.
+      expect(mediumAfter.claimed?.run.stage).toBe(backend.name === 'sqlite' ? 'implement' : undefined);
+      expect(highStarted.task).toMatchObject({ state: 'planning', runStage: 'plan', lease: null });
+      expect(lowAfter.claimed).toBeUndefined();
+      expect(lowAfter.task).toMatchObject({ state: 'implementing', runStage: 'implement', lease: null });
+      const waiting = backend.name === 'sqlite' ? [high.id, low.id] : [high.id, medium.id, low.id];
+      expect((await store.findRunnable(now, 10)).map((t) => t.id)).toEqual(waiting);
+    });
+
     it('claimRun takes the lease, records the run and bumps the token; a second claim gets nothing', async () => {
       const other = await db.open();
       const engine = engineFor(store, db);

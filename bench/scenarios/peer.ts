@@ -7,7 +7,7 @@ import { emptyCheckpoint, uuid6 } from '@langchain/langgraph-checkpoint';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import Database from 'better-sqlite3';
 import path from 'node:path';
-import { inFreshDir, nowMs, type BenchOptions, type Durability, type Row } from '../stats.js';
+import { inFreshDir, medianOfRuns, nowMs, spread, type BenchOptions, type Durability, type Row } from '../stats.js';
 
 async function putsPerSecond(durability: Durability, tasks: number): Promise<number> {
   return inFreshDir(async (dir) => {
@@ -35,12 +35,13 @@ async function putsPerSecond(durability: Durability, tasks: number): Promise<num
 export async function peerScenario(opts: BenchOptions): Promise<Row[]> {
   const rows: Row[] = [];
   for (const durability of ['full', 'normal'] as const) {
-    const puts = await putsPerSecond(durability, opts.quick ? 300 : 2000);
+    const measured = await medianOfRuns(opts.quick ? 1 : 3, () => putsPerSecond(durability, opts.quick ? 300 : 2000));
+    const puts = measured.median;
     const cairn = opts.reference.get(`throughput.${durability}`) ?? NaN;
     rows.push({
       scenario: 'peer',
       durability,
-      metric: 'LangGraph SqliteSaver.put, same workload',
+      metric: `LangGraph SqliteSaver.put, same workload, median of ${measured.values.length} (${spread(measured.values)})`,
       value: puts,
       unit: 'puts/s',
       target: `cairn ≥ 2 × puts/s; ratio ${(cairn / puts).toFixed(2)}×`,

@@ -200,6 +200,23 @@ class DuplicateResult extends StoreError {
   }
 }
 
+/**
+ * What the writes of one batch share while claiming their next runs: whether each session may claim
+ * (read once), and the best priority among runs waiting for a slot, due by the batch's latest time
+ * (read once, and again after a write of the batch leaves a run of its own waiting).
+ */
+interface ClaimRound {
+  at: number;
+  sessions: Map<string, boolean>;
+  waitingRank: number | null | undefined;
+}
+
+function newClaimRound(writes: TransitionWrite[]): ClaimRound {
+  let at = 0;
+  for (const w of writes) at = Math.max(at, w.at);
+  return { at, sessions: new Map(), waitingRank: undefined };
+}
+
 /** The row of a run just claimed, as the insert wrote it: no read needed. */
 function newRunRow(taskId: number, stage: StageName, attempt: number, runId: string, sessionId: string, at: number): RunRow {
   return { task_id: taskId, stage, attempt, run_id: runId, session_id: sessionId, started_at: at, finished_at: null, outcome: null, exit_code: null, signal: null, pgid: null };
@@ -252,8 +269,8 @@ export class SqliteStore implements Store {
       notesByTask: 'SELECT * FROM notes WHERE task_id = ? ORDER BY id',
       notesByScope: 'SELECT * FROM notes WHERE scope IS ? ORDER BY id',
       getCommitGuard: 'SELECT version, lease_owner, lease_token, priority_rank FROM tasks WHERE id = ?',
-      higherPriorityRunnable: plucked(`SELECT 1 FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
-                                         AND (run_after IS NULL OR run_after <= ?) AND priority_rank < ? LIMIT 1`),
+      waitingRank: plucked(`SELECT min(priority_rank) FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
+                              AND (run_after IS NULL OR run_after <= ?)`),
       nextSeq: plucked('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?'),
       insertTransition: `INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
                              event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -551,19 +568,19 @@ export class SqliteStore implements Store {
   }
 
   async commitTransitions(writes: TransitionWrite[]): Promise<CommitResult[]> {
-    const sessions = new Map<string, boolean>();
-    if (writes.length === 1) return this.write(() => [this.commitOne(writes[0], sessions)]);
+    const round = newClaimRound(writes);
+    if (writes.length === 1) return this.write(() => [this.commitOne(writes[0], round)]);
     // A batch (group commit). A refused write changes nothing, so the batch needs no savepoints; only
     // a second result caught by the UNIQUE index throws, and then the batch is done again with each
     // write in a savepoint of its own, so that write is rolled back alone and the others still commit.
     try {
-      return this.write(() => writes.map((w) => this.commitOne(w, sessions)));
+      return this.write(() => writes.map((w) => this.commitOne(w, round)));
     } catch (e) {
       if (!(e instanceof DuplicateResult)) throw e;
       return this.write(() =>
         writes.map((w) => {
           try {
-            return this.db.transaction(() => this.commitOne(w, new Map()))();
+            return this.db.transaction(() => this.commitOne(w, newClaimRound(writes)))();
           } catch (e) {
             if (e instanceof DuplicateResult) return e.result;
             throw e;
@@ -577,7 +594,7 @@ export class SqliteStore implements Store {
    * One transition inside the caller's transaction. Every check comes before the first change, so a
    * refused write changes nothing; the UNIQUE index, the last guard, throws to roll back.
    */
-  private commitOne(w: TransitionWrite, sessions: Map<string, boolean>): CommitResult {
+  private commitOne(w: TransitionWrite, round: ClaimRound): CommitResult {
     const guard = this.stmt.getCommitGuard.get(w.taskId) as
       | { version: number; lease_owner: string | null; lease_token: number; priority_rank: number }
       | undefined;
@@ -630,7 +647,9 @@ export class SqliteStore implements Store {
     const snapshot = JSON.stringify(w.snapshot);
     const next = w.nextRun;
     const run = [next?.stage ?? null, next?.attempt ?? null, next?.notBefore ?? null] as const;
-    const claim = this.claimNextRun(w, sessions, guard.priority_rank);
+    const claim = this.claimNextRun(w, round, guard.priority_rank);
+    // A run left for dispatch may be one a later write of this batch must yield to.
+    if (next && !claim) round.waitingRank = undefined;
     const row = (
       claim
         ? this.stmt.updateTaskAndClaim.get(w.to, w.status, snapshot, ...run, claim.session_id, w.at + w.claimFor!.leaseMs, w.at, w.taskId, w.expectedVersion)
@@ -648,13 +667,17 @@ export class SqliteStore implements Store {
    * Inserts the run `w.claimFor` asks to claim with the write, when it is due, the session may claim,
    * and no run of a higher-priority task waits for a slot: that one gets the slot through dispatch.
    */
-  private claimNextRun(w: TransitionWrite, sessions: Map<string, boolean>, priorityRank: number): RunRow | null {
+  private claimNextRun(w: TransitionWrite, round: ClaimRound, priorityRank: number): RunRow | null {
     const next = w.nextRun;
     if (!w.claimFor || !next || (next.notBefore !== null && next.notBefore > w.at)) return null;
-    if (priorityRank > 0 && this.stmt.higherPriorityRunnable.get(w.at, priorityRank)) return null;
+    if (priorityRank > 0) {
+      // null, not undefined, when nothing waits: that answer is kept too.
+      if (round.waitingRank === undefined) round.waitingRank = this.stmt.waitingRank.get(round.at) as number | null;
+      if (round.waitingRank !== null && round.waitingRank < priorityRank) return null;
+    }
     const sessionId = w.claimFor.sessionId;
-    let mayClaim = sessions.get(sessionId);
-    if (mayClaim === undefined) sessions.set(sessionId, (mayClaim = this.mayClaim(sessionId, w.at)));
+    let mayClaim = round.sessions.get(sessionId);
+    if (mayClaim === undefined) round.sessions.set(sessionId, (mayClaim = this.mayClaim(sessionId, w.at)));
     if (!mayClaim) return null;
     const runId = runIdOf(w.taskId, next.stage, next.attempt);
     if (this.stmt.insertRunOnce.run(w.taskId, next.stage, next.attempt, runId, sessionId, w.at).changes === 0) return null;
