@@ -12,7 +12,9 @@ import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { plucked, preparedOnFirstUse } from './preparedOnFirstUse.js';
 import { WalSizeGuard } from './walSizeGuard.js';
-import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, toTaskWith, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
+import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
+import { newClaimRound, SqliteClaims, type ClaimRound } from './sqliteClaims.js';
+import { taskFromRow, withDependencies, WITH_DEPENDENCIES, type TaskRowWithDependencies } from './sqliteTaskRows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
 import type {
   CheckpointRecord,
@@ -200,55 +202,20 @@ class DuplicateResult extends StoreError {
   }
 }
 
-/**
- * What the writes of one batch share while claiming their next runs: whether each session may claim
- * (read once), and the best priority among runs waiting for a slot, due by the batch's latest time
- * (read once, and again after a write of the batch leaves a run of its own waiting).
- */
-interface ClaimRound {
-  at: number;
-  sessions: Map<string, boolean>;
-  waitingRank: number | null | undefined;
-}
-
-function newClaimRound(writes: TransitionWrite[]): ClaimRound {
-  let at = 0;
-  for (const w of writes) at = Math.max(at, w.at);
-  return { at, sessions: new Map(), waitingRank: undefined };
-}
-
-/** The row of a run just claimed, as the insert wrote it: no read needed. */
-function newRunRow(taskId: number, stage: StageName, attempt: number, runId: string, sessionId: string, at: number): RunRow {
-  return { task_id: taskId, stage, attempt, run_id: runId, session_id: sessionId, started_at: at, finished_at: null, outcome: null, exit_code: null, signal: null, pgid: null };
-}
-
-/**
- * A task row with its dependencies in the same statement: `depends_on_json`, a JSON array in id order.
- * `withDependencies('t')` for a SELECT over `tasks t`; WITH_DEPENDENCIES for a RETURNING clause, which
- * allows `*` but not `table.*`.
- */
-function dependenciesOf(table: string): string {
-  return `(SELECT json_group_array(depends_on ORDER BY depends_on) FROM task_dependencies deps
-           WHERE deps.task_id = ${table}.id) AS depends_on_json`;
-}
-function withDependencies(table: string): string {
-  return `${table}.*, ${dependenciesOf(table)}`;
-}
-const WITH_DEPENDENCIES = `*, ${dependenciesOf('tasks')}`;
-type TaskRowWithDependencies = TaskRow & { depends_on_json: string };
-
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly stmt;
   private checkpointer: WalCheckpointer | null = null;
   private readonly listStatements = new Map<string, Database.Statement>();
   private readonly walSize: WalSizeGuard;
+  private readonly claims: SqliteClaims;
 
   constructor(
     readonly db: Database.Database,
     readonly location: string,
   ) {
     this.walSize = new WalSizeGuard(db, location, BUSY_TIMEOUT_MS);
+    this.claims = new SqliteClaims(db);
     this.stmt = preparedOnFirstUse(db, {
       insertTask: `INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
                        created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
@@ -269,8 +236,6 @@ export class SqliteStore implements Store {
       notesByTask: 'SELECT * FROM notes WHERE task_id = ? ORDER BY id',
       notesByScope: 'SELECT * FROM notes WHERE scope IS ? ORDER BY id',
       getCommitGuard: 'SELECT version, lease_owner, lease_token, priority_rank FROM tasks WHERE id = ?',
-      waitingRank: plucked(`SELECT min(priority_rank) FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
-                              AND (run_after IS NULL OR run_after <= ?)`),
       nextSeq: plucked('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?'),
       insertTransition: `INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
                              event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -301,18 +266,11 @@ export class SqliteStore implements Store {
                     WHERE t.lease_owner IS NOT NULL
                       AND (t.lease_expires_at < ? OR s.status IS NULL OR s.status != 'active')
                     ORDER BY t.id`,
-      claimableTask: `SELECT * FROM tasks WHERE id = ? AND run_stage IS NOT NULL AND lease_owner IS NULL
-                          AND (run_after IS NULL OR run_after <= ?)`,
-      takeLease: `UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ? RETURNING ${WITH_DEPENDENCIES}`,
-      // OR IGNORE: a run that already exists is not claimed again, and the claim changes nothing.
-      insertRunOnce: `INSERT OR IGNORE INTO stage_runs (task_id, stage, attempt, run_id, session_id, started_at)
-                        VALUES (?, ?, ?, ?, ?, ?)`,
       setRunPgid: 'UPDATE stage_runs SET pgid = ? WHERE task_id = ? AND stage = ? AND attempt = ?',
       insertSession: `INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status)
                         VALUES (?, ?, ?, ?, ?, 'active')`,
       getSession: 'SELECT * FROM sessions WHERE id = ?',
       touchSession: "UPDATE sessions SET last_heartbeat_at = ? WHERE id = ? AND status = 'active'",
-      touchSessionAtLeast: "UPDATE sessions SET last_heartbeat_at = max(last_heartbeat_at, ?) WHERE id = ? AND status = 'active'",
       renewLeases: 'UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?',
       expireLeases: 'UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at > ?',
       endSession: "UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status IN ('active', 'stale')",
@@ -322,12 +280,6 @@ export class SqliteStore implements Store {
   }
 
   /** A row read with its dependencies: every statement that reads tasks selects them (withDependencies). */
-  private taskFromRow(row: TaskRowWithDependencies | undefined): TaskRecord | null {
-    if (!row) return null;
-    const json = row.depends_on_json;
-    return toTaskWith(row, json === '[]' ? [] : (JSON.parse(json) as number[]));
-  }
-
   /** A filter's statement, prepared once: there are only a few shapes of filter. */
   private listStatement(sql: string): Database.Statement {
     let statement = this.listStatements.get(sql);
@@ -341,7 +293,7 @@ export class SqliteStore implements Store {
 
   /** Rows read with their dependencies (withDependencies / WITH_DEPENDENCIES). */
   private tasksFromRows(rows: TaskRowWithDependencies[]): TaskRecord[] {
-    return rows.map((r) => this.taskFromRow(r)!);
+    return rows.map((r) => taskFromRow(r)!);
   }
 
   private write<T>(fn: () => T): T {
@@ -387,7 +339,7 @@ export class SqliteStore implements Store {
       const earlier = this.stmt.getIntake.get(intake.source, intake.key) as string | undefined;
       if (earlier !== undefined) {
         const ids = JSON.parse(earlier) as number[];
-        return { tasks: ids.map((id) => this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)).filter((t) => t !== null), isNew: false };
+        return { tasks: ids.map((id) => taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)).filter((t) => t !== null), isNew: false };
       }
       const created: TaskRecord[] = [];
       for (const task of tasks) created.push(this.insertTask(task, created.map((t) => t.id)));
@@ -403,7 +355,7 @@ export class SqliteStore implements Store {
       const earlier = this.stmt.getIntake.get(intake.source, intake.key) as string | undefined;
       if (earlier !== undefined) {
         const [id] = JSON.parse(earlier) as number[];
-        return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!, isNew: false };
+        return { task: taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!, isNew: false };
       }
       for (const dep of t.dependsOn) {
         if (!this.stmt.taskExists.get(dep)) throw new StoreError(`task ${dep} does not exist, so nothing can depend on it`);
@@ -439,7 +391,7 @@ export class SqliteStore implements Store {
       }
       this.stmt.insertIntake.run(intake.source, intake.key, JSON.stringify([id]), t.createdAt);
       for (const note of notes?.(id) ?? []) this.insertNote(note);
-      return { task: this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!, isNew: true };
+      return { task: taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!, isNew: true };
     });
   }
 
@@ -473,7 +425,7 @@ export class SqliteStore implements Store {
     for (const name of task.checkpoints) {
       this.stmt.insertCheckpoint.run(id, name, 1, task.snapshot.value, JSON.stringify(task.snapshot), task.at);
     }
-    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!;
+    return taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies)!;
   }
 
   private insertNote(note: NewNote): NoteRecord {
@@ -511,7 +463,7 @@ export class SqliteStore implements Store {
   }
 
   async getTask(id: number): Promise<TaskRecord | null> {
-    return this.taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies | undefined);
+    return taskFromRow(this.stmt.getTask.get(id) as TaskRowWithDependencies | undefined);
   }
 
   async listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
@@ -647,7 +599,7 @@ export class SqliteStore implements Store {
     const snapshot = JSON.stringify(w.snapshot);
     const next = w.nextRun;
     const run = [next?.stage ?? null, next?.attempt ?? null, next?.notBefore ?? null] as const;
-    const claim = this.claimNextRun(w, round, guard.priority_rank);
+    const claim = this.claims.nextRun(w, round, guard.priority_rank);
     // A run left for dispatch may be one a later write of this batch must yield to.
     if (next && !claim) round.waitingRank = undefined;
     const row = (
@@ -657,31 +609,10 @@ export class SqliteStore implements Store {
     ) as TaskRowWithDependencies;
     for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);
     for (const note of w.notes ?? []) this.insertNote(note);
-    const task = this.taskFromRow(row)!;
+    const task = taskFromRow(row)!;
     // The snapshot just written, not parsed back from its own JSON: the engine's next step reads it.
     task.snapshot = w.snapshot;
     return { ok: true, task, seq, claimed: claim ? { task, run: toRun(claim), lease: task.lease! } : undefined };
-  }
-
-  /**
-   * Inserts the run `w.claimFor` asks to claim with the write, when it is due, the session may claim,
-   * and no run of a higher-priority task waits for a slot: that one gets the slot through dispatch.
-   */
-  private claimNextRun(w: TransitionWrite, round: ClaimRound, priorityRank: number): RunRow | null {
-    const next = w.nextRun;
-    if (!w.claimFor || !next || (next.notBefore !== null && next.notBefore > w.at)) return null;
-    if (priorityRank > 0) {
-      // null, not undefined, when nothing waits: that answer is kept too.
-      if (round.waitingRank === undefined) round.waitingRank = this.stmt.waitingRank.get(round.at) as number | null;
-      if (round.waitingRank !== null && round.waitingRank < priorityRank) return null;
-    }
-    const sessionId = w.claimFor.sessionId;
-    let mayClaim = round.sessions.get(sessionId);
-    if (mayClaim === undefined) round.sessions.set(sessionId, (mayClaim = this.mayClaim(sessionId, w.at)));
-    if (!mayClaim) return null;
-    const runId = runIdOf(w.taskId, next.stage, next.attempt);
-    if (this.stmt.insertRunOnce.run(w.taskId, next.stage, next.attempt, runId, sessionId, w.at).changes === 0) return null;
-    return newRunRow(w.taskId, next.stage, next.attempt, runId, sessionId, w.at);
   }
 
   async findDispatchable(limit: number): Promise<TaskRecord[]> {
@@ -702,31 +633,12 @@ export class SqliteStore implements Store {
 
   async claimRuns(taskIds: number[], sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun[]> {
     if (taskIds.length === 0) return [];
-    return this.write(() => {
-      if (!this.mayClaim(sessionId, now)) return [];
-      return taskIds.map((id) => this.claimOne(id, sessionId, now, leaseMs)).filter((c) => c !== null);
-    });
-  }
-
-  /**
-   * A session others marked stale (it was frozen) must not take new leases: its tasks are being
-   * resumed. A claim is also a sign of life: the session cannot be judged silent before the lease it
-   * just took runs out.
-   */
-  private mayClaim(sessionId: string, now: number): boolean {
-    const session = this.stmt.getSession.get(sessionId) as SessionRow | undefined;
-    if (session && session.status !== 'active') return false;
-    this.stmt.touchSessionAtLeast.run(now, sessionId);
-    return true;
-  }
-
-  private claimOne(taskId: number, sessionId: string, now: number, leaseMs: number): ClaimedRun | null {
-    const row = this.stmt.claimableTask.get(taskId, now) as TaskRow | undefined;
-    if (!row || row.run_stage === null || row.run_attempt === null) return null;
-    const runId = runIdOf(taskId, row.run_stage, row.run_attempt);
-    if (this.stmt.insertRunOnce.run(taskId, row.run_stage, row.run_attempt, runId, sessionId, now).changes === 0) return null;
-    const task = this.taskFromRow(this.stmt.takeLease.get(sessionId, now + leaseMs, taskId) as TaskRowWithDependencies)!;
-    return { task, run: toRun(newRunRow(taskId, row.run_stage, row.run_attempt, runId, sessionId, now)), lease: task.lease! };
+    return this.write(() =>
+      this.claims.waitingRuns(taskIds, sessionId, now, leaseMs).map(({ run, task: row }) => {
+        const task = taskFromRow(row)!;
+        return { task, run: toRun(run), lease: task.lease! };
+      }),
+    );
   }
 
   async recordRunProcess(taskId: number, stage: StageName, attempt: number, pgid: number): Promise<void> {
