@@ -294,11 +294,13 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       const engine = engineFor(store, db);
       const { task } = await engine.start((await engine.submit({ request: 'x' }, 'test')).id, 'test');
       const historyBefore = await store.getHistory(task.id);
+      const runsBefore = await store.getStageRuns(task.id);
       const [result] = await store.commitTransitions([writeFor(task, { type: 'CANCEL', by: 'bob', at: now }, { expectedVersion: task.version - 1 })]);
       expect(result).toMatchObject({ ok: false, reason: 'conflict' });
       expect(result.ok ? '' : result.message).toBe(`task ${task.id} changed (version 2, expected 1)`);
       expect(await store.getTask(task.id)).toEqual(task);
       expect(await store.getHistory(task.id)).toEqual(historyBefore);
+      expect(await store.getStageRuns(task.id)).toEqual(runsBefore);
     });
 
     it('reports an unknown task as missing', async () => {
@@ -321,6 +323,8 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       expect(results.map((r) => (r.ok ? `ok:${r.seq}` : r.reason))).toEqual(['ok:2', 'conflict', 'ok:2']);
       expect((await mustGet(store, a.id)).state).toBe('planning');
       expect(await mustGet(store, b.id)).toEqual(b);
+      expect((await mustGet(store, c.id)).state).toBe('planning');
+      expect(await store.getHistory(b.id)).toHaveLength(1);
       expect((await store.findRunnable(now, 10)).map((t) => t.id)).toEqual([a.id, c.id]);
     });
 
@@ -402,31 +406,46 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
         await succeedNextStage(engineA, store, t.id, 'plan');
         ids.push(t.id);
       }
-      const outcomes = await Promise.all(
-        ids.map(async (id, i) => {
-          const approve = () => engineA.approve(id, 'ann');
-          const cancel = () => engineB.cancel(id, 'bob', 'changed my mind');
-          const [first, second] = i % 2 === 0 ? [approve(), cancel()] : [cancel(), approve()];
-          const settled = await Promise.allSettled([first, second]);
-          return i % 2 === 0 ? settled : [settled[1], settled[0]];
-        }),
-      );
+      // Both orders of the race. Each engine group-commits what it is asked in one turn, and engine A
+      // starts from the records it last committed (the tasks at the gate), without reading. Asked in the
+      // same turn, A's approvals commit first and B's cancels, computed from the same versions, conflict
+      // and are recomputed from implementing. When B's cancels have committed first, A's approvals are
+      // computed from a stale record, conflict, and are refused on the fresh one.
+      const race = (round: number[], approveFirst: boolean) =>
+        Promise.all(
+          round.map(async (id) => {
+            const approve = () => engineA.approve(id, 'ann');
+            const cancel = () => engineB.cancel(id, 'bob', 'changed my mind');
+            if (approveFirst) return Promise.allSettled([approve(), cancel()]);
+            const cancelled = cancel();
+            await new Promise((r) => setTimeout(r, 20));
+            const [cancelResult, approveResult] = await Promise.allSettled([cancelled, approve()]);
+            return [approveResult, cancelResult];
+          }),
+        );
+      const outcomes = [...(await race(ids.slice(0, 4), true)), ...(await race(ids.slice(4), false))];
       for (const [i, id] of ids.entries()) {
         const [approveResult, cancelResult] = outcomes[i];
         const task = await mustGet(store, id);
         const history = await other.getHistory(id);
         expectUnbrokenHistory(history, task.version);
         const events = history.slice(3).map((h) => h.event.type);
+        // The cancel always lands (from the gate or, after a conflict and retry, from implementing).
         expect(cancelResult.status).toBe('fulfilled');
         expect(task.state).toBe('cancelled');
         if (approveResult.status === 'fulfilled') {
           expect(events).toEqual(['APPROVE', 'CANCEL']);
+          expect(history.at(-1)?.from).toBe('implementing');
         } else {
           expect(approveResult.reason).toBeInstanceOf(InvalidTransitionError);
           expect(events).toEqual(['CANCEL']);
         }
         expect(replayHistory(history)).toEqual(task.snapshot);
       }
+      // Both orders really happened: one approve won its race and at least one lost it.
+      const approvesThatLanded = outcomes.filter(([approveResult]) => approveResult.status === 'fulfilled').length;
+      expect(approvesThatLanded).toBeGreaterThan(0);
+      expect(approvesThatLanded).toBeLessThan(ids.length);
     });
 
     it('two processes writing the same tasks at once: no lost update, one START and one claim per run', async () => {
@@ -594,9 +613,12 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       const engine = engineFor(store, db);
       const task = await runningTask(engine);
       expect(task).toMatchObject({ state: 'planning', runStage: 'plan', runAttempt: 1, lease: null });
+      // The token is a column of its own, kept while no lease is held: a claim bumps what is stored.
+      const [{ lease_token: tokenBefore }] = await db.exec('SELECT lease_token FROM tasks WHERE id = ?', [task.id]);
+      expect(Number(tokenBefore)).toBe(0);
       expect((await store.findRunnable(now, 10)).map((t) => t.id)).toEqual([task.id]);
       const claim = await store.claimRun(task.id, 'sess-a', now, LEASE_MS);
-      expect(claim!.lease).toEqual({ owner: 'sess-a', expiresAt: now + LEASE_MS, token: 1 });
+      expect(claim!.lease).toEqual({ owner: 'sess-a', expiresAt: now + LEASE_MS, token: Number(tokenBefore) + 1 });
       expect(claim!.run).toEqual({
         taskId: task.id,
         stage: 'plan',
@@ -615,6 +637,7 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       expect(await store.getStageRuns(task.id)).toEqual([claim!.run]);
       expect(await other.claimRun(task.id, 'sess-b', now, LEASE_MS)).toBeNull();
       expect(await store.claimRun(task.id, 'sess-a', now, LEASE_MS)).toBeNull();
+      expect((await mustGet(other, task.id)).lease?.owner).toBe('sess-a');
       expect(await store.findRunnable(now, 10)).toEqual([]);
       await store.recordRunProcess(task.id, 'plan', 1, 4321);
       expect((await store.getStageRuns(task.id))[0].pgid).toBe(4321);
@@ -663,6 +686,7 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       const engine = engineFor(store, db);
       const task = await runningTask(engine);
       const claim = (await store.claimRun(task.id, 'sess-a', now, LEASE_MS))!;
+      // A lease cleared by hand (or by a bug) must not let the same attempt start again.
       await db.exec('UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?', [task.id]);
       const before = await mustGet(store, task.id);
       expect(await store.claimRun(task.id, 'sess-b', now + 1, LEASE_MS)).toBeNull();
@@ -780,7 +804,7 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
              VALUES (?, ?, 'planning', 'planning', ?, 'plan', 1, '{}', 'sql', 0)`,
             [task.id, seq, type],
           ),
-        ).rejects.toThrow(/UNIQUE|unique/);
+        ).rejects.toThrow(backend.name === 'sqlite' ? /UNIQUE constraint failed/ : /unique constraint/);
       }
       expect(await results()).toBe(1);
     });
@@ -827,9 +851,11 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       const otherDep = await engine.submit({ request: 'cancelled dependency', priority: 'low' }, 'test');
       const waiting = await engine.submit({ request: 'waits', priority: 'high', dependsOn: [dep.id] }, 'test');
       const blocked = await engine.submit({ request: 'blocked', priority: 'high', dependsOn: [dep.id, otherDep.id] }, 'test');
+      expect(waiting.dependsOn).toEqual([dep.id]);
       const ids = async () => (await store.findDispatchable(10)).map((t) => t.id);
       expect(await ids()).toEqual([dep.id, otherDep.id]);
       await engine.start(dep.id, 'test');
+      expect(await ids()).toEqual([otherDep.id]);
       await succeedNextStage(engine, store, dep.id, 'plan');
       await succeedNextStage(engine, store, dep.id, 'impl');
       expect(await ids()).toEqual([otherDep.id]);
@@ -894,13 +920,20 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       await store.endSession('dead', 'crashed', now);
       const error = await cliEngine
         .resume(task.id, 'user:ann', async (seen) => {
+          // While this caller looks at the dead session's lease, another daemon resumes the task and claims the new run.
           await daemonEngine.apply(seen.id, () => ({ type: 'RESUME', at: now }), 'daemon:other');
           expect(await daemon.claimRun(seen.id, 'other', now, LEASE_MS)).not.toBeNull();
           return seen.lease?.owner !== 'dead';
         })
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(InvalidTransitionError);
+      expect((error as Error).message).toContain(`task ${task.id}`);
+      // The other daemon's run is still the live one: not interrupted, not resumed a second time.
       expect(await mustGet(store, task.id)).toMatchObject({ state: 'planning', runAttempt: 2, lease: { owner: 'other' } });
+      expect((await store.getStageRuns(task.id)).map((r) => [r.attempt, r.sessionId, r.outcome])).toEqual([
+        [1, 'dead', 'interrupted'],
+        [2, 'other', null],
+      ]);
       expect((await store.getHistory(task.id)).map((h) => h.event.type)).toEqual(['SUBMIT', 'START', 'RESUME']);
     });
   });
@@ -915,6 +948,7 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       expect(error).toBeInstanceOf(CheckpointNotFoundError);
       expect((error as Error).message).toBe(`task ${task.id} has not reached checkpoint after_review; it has: workflow_start, after_planning`);
       await expect(engine.rewind(task.id, 'nowhere', 'ann')).rejects.toBeInstanceOf(UsageError);
+      expect(await store.getHistory(task.id)).toHaveLength(3);
       now += 1;
       const { task: rewound } = await engine.rewind(task.id, 'workflow_start', 'ann');
       expect(rewound).toMatchObject({ state: 'pending', status: 'pending' });
@@ -922,6 +956,7 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       expect(history.map((h) => h.event.type)).toEqual(['SUBMIT', 'START', 'STAGE_SUCCEEDED', 'REWIND']);
       expectUnbrokenHistory(history, rewound.version);
       expect(replayHistory(history)).toEqual(rewound.snapshot);
+      // Attempts keep counting after a rewind, so the next run cannot collide with the first one's rows.
       await engine.start(task.id, 'test');
       expect((await store.claimRun(task.id, 'sess', now, LEASE_MS))?.run.attempt).toBe(2);
     });

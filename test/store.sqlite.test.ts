@@ -1,7 +1,8 @@
 /**
  * The SQLite store against real files: permissions, pragmas, migrations, atomic transitions, optimistic
  * concurrency across connections, leases and fencing, dispatch and resume queries, and the engine's
- * refusals. No mocks: every test opens its own database under a fresh temp directory.
+ * refusals. Tests that hold for both stores live in store.contract.test.ts, which runs on SQLite too.
+ * No mocks: every test opens its own database under a fresh temp directory.
  */
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
@@ -10,17 +11,15 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { TaskEvent, TaskState } from '../machines/task.machine.js';
-import { statusOfState } from '../machines/task.machine.js';
+import type { TaskState } from '../machines/task.machine.js';
 import { defaultConfig, type ConfigFile } from '../src/config.js';
 import { Engine, StageResultRefused } from '../src/engine/engine.js';
 import { replayHistory } from '../src/engine/replay.js';
-import { checkpointsNamed, restoreSnapshot, runRequested, step, toPersisted } from '../src/engine/snapshot.js';
-import { CheckpointNotFoundError, InvalidTransitionError, StoreError, TaskNotFoundError, UsageError } from '../src/errors.js';
+import { InvalidTransitionError, StoreError, TaskNotFoundError } from '../src/errors.js';
 import { loadMigrations } from '../src/store/migrate.js';
 import { openStore } from '../src/store/openStore.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
-import type { TaskRecord, TransitionWrite } from '../src/store/store.js';
+import type { TaskRecord } from '../src/store/store.js';
 import { tempDir, waitFor } from './helpers/tmp.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -65,41 +64,6 @@ function openError(file: string): Error {
 
 function modeOf(file: string): number {
   return statSync(file).mode & 0o777;
-}
-
-/** The write the engine would build for `event`, so store-level checks can be driven directly. */
-function writeFor(
-  task: TaskRecord,
-  event: TaskEvent,
-  options: { expectedVersion?: number; leaseToken?: number; actor?: string } = {},
-): TransitionWrite {
-  const result = step(restoreSnapshot(task.snapshot), event);
-  if (!result) throw new Error(`the machine refuses ${event.type} in ${task.state}`);
-  const to = result.next.value as TaskState;
-  const isStageResult = event.type === 'STAGE_SUCCEEDED' || event.type === 'STAGE_FAILED';
-  return {
-    taskId: task.id,
-    expectedVersion: options.expectedVersion ?? task.version,
-    from: task.state,
-    to,
-    status: statusOfState(to),
-    event: event as unknown as TransitionWrite['event'],
-    actor: options.actor ?? 'test',
-    at: event.at,
-    snapshot: toPersisted(result.next),
-    checkpoints: checkpointsNamed(result.actions),
-    nextRun: runRequested(result.actions),
-    completion: isStageResult
-      ? {
-          stage: event.stage,
-          attempt: event.attempt,
-          outcome: event.type === 'STAGE_SUCCEEDED' ? 'succeeded' : 'failed',
-          exitCode: event.type === 'STAGE_FAILED' ? (event.exitCode ?? null) : 0,
-          signal: null,
-          leaseToken: options.leaseToken ?? -1,
-        }
-      : undefined,
-  };
 }
 
 async function mustGet(store: SqliteStore, id: number): Promise<TaskRecord> {
@@ -386,88 +350,6 @@ describe('a file that is not SQLite', () => {
 });
 
 describe('transitions', () => {
-  it('commits transition, task and checkpoint rows together; history runs seq 1.. in order and replays to the snapshot', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const task = await engine.submit({ request: 'do the thing', tags: ['a'] }, 'cli');
-    expect(task).toMatchObject({ state: 'pending', status: 'pending', version: 1 });
-    now += 10;
-    await engine.start(task.id, 'daemon:test');
-    await succeedNextStage(engine, store, task.id, { plan: 'steps' });
-    now += 10;
-    const { task: approved } = await engine.approve(task.id, 'ann', 'looks fine');
-
-    expect(approved).toMatchObject({ state: 'implementing', status: 'in_progress', version: 4, runStage: 'implement', runAttempt: 1 });
-    const history = await store.getHistory(task.id);
-    expect(history.map((h) => [h.seq, h.from, h.to, h.event.type, h.actor])).toEqual([
-      [1, null, 'pending', 'SUBMIT', 'cli'],
-      [2, 'pending', 'planning', 'START', 'daemon:test'],
-      [3, 'planning', 'plan_awaiting_approval', 'STAGE_SUCCEEDED', 'daemon:test'],
-      [4, 'plan_awaiting_approval', 'implementing', 'APPROVE', 'user:ann'],
-    ]);
-    expect(history[3].event).toMatchObject({ by: 'ann', comment: 'looks fine', at: now });
-    expectUnbrokenHistory(history, approved.version);
-
-    const checkpoints = await store.getCheckpoints(task.id);
-    expect(checkpoints.map((c) => [c.name, c.seq, c.state])).toEqual([
-      ['workflow_start', 1, 'pending'],
-      ['after_planning', 3, 'plan_awaiting_approval'],
-      ['start_implementation', 4, 'implementing'],
-    ]);
-    expect(checkpoints[2].snapshot).toEqual(approved.snapshot);
-    expect(replayHistory(history)).toEqual(approved.snapshot);
-    expect(await store.getTask(task.id)).toEqual(approved);
-  });
-
-  it('is all or nothing: when a checkpoint row cannot be written, neither the transition nor the task row changes', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const a = await engine.submit({ request: 'a' }, 'test');
-    await engine.start(a.id, 'test');
-    await succeedNextStage(engine, store, a.id, 'plan');
-    const b = await engine.submit({ request: 'b' }, 'test');
-    const atGate = await mustGet(store, a.id);
-    const checkpointsBefore = await store.getCheckpoints(a.id);
-
-    store.db.exec(`CREATE TEMP TRIGGER refuse_checkpoints BEFORE INSERT ON main.checkpoints
-                   BEGIN SELECT RAISE(ABORT, 'checkpoint refused by test'); END`);
-    now += 5;
-    const approve = writeFor(atGate, { type: 'APPROVE', by: 'ann', at: now });
-    expect(approve.checkpoints).toEqual(['start_implementation']);
-    const startB = writeFor(b, { type: 'START', at: now });
-    // B's write comes first in the batch and would succeed on its own: it must be rolled back too.
-    await expect(store.commitTransitions([startB, approve])).rejects.toThrow(/checkpoint refused by test/);
-    store.db.exec('DROP TRIGGER refuse_checkpoints');
-
-    expect(await store.getTask(a.id)).toEqual(atGate);
-    expect(await store.getTask(b.id)).toEqual(b);
-    expect(await store.getHistory(a.id)).toHaveLength(3);
-    expect(await store.getHistory(b.id)).toHaveLength(1);
-    expect(await store.getCheckpoints(a.id)).toEqual(checkpointsBefore);
-
-    const [ok] = await store.commitTransitions([approve]);
-    expect(ok).toMatchObject({ ok: true, seq: 4, task: { state: 'implementing', version: 4 } });
-  });
-
-  it('refuses a write with a stale expectedVersion as a conflict and changes nothing', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const created = await engine.submit({ request: 'x' }, 'test');
-    const { task } = await engine.start(created.id, 'test');
-    const historyBefore = await store.getHistory(task.id);
-    const runsBefore = await store.getStageRuns(task.id);
-
-    const stale = writeFor(task, { type: 'CANCEL', by: 'bob', at: now }, { expectedVersion: task.version - 1 });
-    const [result] = await store.commitTransitions([stale]);
-    expect(result).toMatchObject({ ok: false, reason: 'conflict' });
-    expect(result.ok ? '' : result.message).toContain(`task ${task.id}`);
-
-    expect(await store.getTask(task.id)).toEqual(task);
-    expect(await store.getHistory(task.id)).toEqual(historyBefore);
-    expect(await store.getStageRuns(task.id)).toEqual(runsBefore);
-    expect(task.version).toBe(2);
-  });
-
   it('appends after the last transition even when the version does not match the history (a hand-edited file)', async () => {
     const store = open(dbFile(tempDir()));
     const engine = engineFor(store);
@@ -485,162 +367,9 @@ describe('transitions', () => {
       [3, 'START'],
     ]);
   });
-
-  it('reports an unknown task as missing', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const task = await engine.submit({ request: 'x' }, 'test');
-    const write = { ...writeFor(task, { type: 'START', at: now }), taskId: 999 };
-    const [result] = await store.commitTransitions([write]);
-    expect(result).toMatchObject({ ok: false, reason: 'missing' });
-    expect(await store.getHistory(999)).toEqual([]);
-  });
-
-  it('checks each write of a batch on its own: a conflicting one does not stop the others', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const [a, b, c] = [await engine.submit({ request: 'a' }, 't'), await engine.submit({ request: 'b' }, 't'), await engine.submit({ request: 'c' }, 't')];
-    now += 1;
-    const results = await store.commitTransitions([
-      writeFor(a, { type: 'START', at: now }),
-      writeFor(b, { type: 'START', at: now }, { expectedVersion: 5 }),
-      writeFor(c, { type: 'START', at: now }),
-    ]);
-    expect(results.map((r) => (r.ok ? `ok:${r.seq}` : r.reason))).toEqual(['ok:2', 'conflict', 'ok:2']);
-    expect((await mustGet(store, a.id)).state).toBe('planning');
-    expect(await mustGet(store, b.id)).toEqual(b);
-    expect((await mustGet(store, c.id)).state).toBe('planning');
-    expect(await store.getHistory(b.id)).toHaveLength(1);
-    expect((await store.findRunnable(now, 10)).map((t) => t.id)).toEqual([a.id, c.id]);
-  });
-
-  it('rejects a dependency on a task that does not exist, at the store as well as in the engine', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const base = await engine.submit({ request: 'base' }, 'test');
-    const newTask = {
-      request: 'child',
-      priority: 'medium' as const,
-      tags: [],
-      dependsOn: [base.id, 4242],
-      actor: 'test',
-      at: now,
-      snapshot: base.snapshot,
-      checkpoints: [],
-      submitEvent: { type: 'SUBMIT' as const },
-    };
-    await expect(store.createTask(newTask)).rejects.toThrow(/task 4242 does not exist/);
-    await expect(engine.submit({ request: 'child', dependsOn: [4242] }, 'test')).rejects.toBeInstanceOf(TaskNotFoundError);
-    expect((await store.listTasks()).map((t) => t.id)).toEqual([base.id]);
-  });
-});
-
-describe('reading tasks', () => {
-  it('listTasks filters by status, state, tag and ids, in id order, with a limit; countByStatus counts', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const a = await engine.submit({ request: 'a', tags: ['red', 'blue'] }, 'test');
-    const b = await engine.submit({ request: 'b', tags: ['blue'] }, 'test');
-    const c = await engine.submit({ request: 'c', tags: ['red'], dependsOn: [a.id, b.id] }, 'test');
-    await engine.start(b.id, 'test');
-    await engine.cancel(c.id, 'test');
-    const ids = (tasks: TaskRecord[]) => tasks.map((t) => t.id);
-    expect(ids(await store.listTasks())).toEqual([a.id, b.id, c.id]);
-    expect(ids(await store.listTasks({ status: 'in_progress' }))).toEqual([b.id]);
-    expect(ids(await store.listTasks({ state: 'cancelled' }))).toEqual([c.id]);
-    expect(ids(await store.listTasks({ tag: 'red' }))).toEqual([a.id, c.id]);
-    expect(ids(await store.listTasks({ tag: 'blue', status: 'pending' }))).toEqual([a.id]);
-    expect(ids(await store.listTasks({ ids: [c.id, a.id] }))).toEqual([a.id, c.id]);
-    expect(ids(await store.listTasks({ ids: [] }))).toEqual([]);
-    expect(ids(await store.listTasks({ limit: 2 }))).toEqual([a.id, b.id]);
-    expect((await store.getTask(c.id))?.dependsOn).toEqual([a.id, b.id]);
-    expect(await store.countByStatus()).toEqual({ pending: 1, in_progress: 1, cancelled: 1 });
-    expect(await store.getTask(999)).toBeNull();
-  });
 });
 
 describe('optimistic concurrency across two connections', () => {
-  it('lets exactly one of two writers built from the same version win', async () => {
-    const file = dbFile(tempDir());
-    const a = open(file);
-    const b = open(file);
-    const engineA = engineFor(a);
-    const created = await engineA.submit({ request: 'contested' }, 'test');
-    await engineA.start(created.id, 'test');
-    await succeedNextStage(engineA, a, created.id, 'plan');
-
-    const seenByA = await mustGet(a, created.id);
-    const seenByB = await mustGet(b, created.id);
-    expect(seenByB).toEqual(seenByA);
-    const [approved] = await a.commitTransitions([writeFor(seenByA, { type: 'APPROVE', by: 'ann', at: now })]);
-    const [cancelled] = await b.commitTransitions([writeFor(seenByB, { type: 'CANCEL', by: 'bob', at: now })]);
-    expect(approved).toMatchObject({ ok: true, seq: 4 });
-    expect(cancelled).toMatchObject({ ok: false, reason: 'conflict' });
-
-    const after = await mustGet(b, created.id);
-    expect(after).toMatchObject({ state: 'implementing', version: seenByA.version + 1 });
-    expectUnbrokenHistory(await b.getHistory(created.id), after.version);
-  });
-
-  it('two engines racing approve against cancel on the same tasks never lose an update or repeat a seq', async () => {
-    const file = dbFile(tempDir());
-    const a = open(file);
-    const b = open(file);
-    const engineA = engineFor(a);
-    const engineB = engineFor(b);
-    const ids: number[] = [];
-    for (let i = 0; i < 8; i++) {
-      const t = await engineA.submit({ request: `race ${i}` }, 'test');
-      await engineA.start(t.id, 'test');
-      await succeedNextStage(engineA, a, t.id, 'plan');
-      ids.push(t.id);
-    }
-
-    // Both orders of the race. Each engine group-commits what it is asked in one turn, and engine A
-    // starts from the records it last committed (the tasks at the gate), without reading. Asked in the
-    // same turn, A's approvals commit first and B's cancels, computed from the same versions, conflict
-    // and are recomputed from implementing. When B's cancels have committed first, A's approvals are
-    // computed from a stale record, conflict, and are refused on the fresh one.
-    const race = (round: number[], approveFirst: boolean) =>
-      Promise.all(
-        round.map(async (id) => {
-          const approve = () => engineA.approve(id, 'ann');
-          const cancel = () => engineB.cancel(id, 'bob', 'changed my mind');
-          if (approveFirst) return Promise.allSettled([approve(), cancel()]);
-          const cancelled = cancel();
-          await new Promise((r) => setTimeout(r, 20));
-          const [cancelResult, approveResult] = await Promise.allSettled([cancelled, approve()]);
-          return [approveResult, cancelResult];
-        }),
-      );
-    const outcomes = [
-      ...(await race(ids.slice(0, 4), true)),
-      ...(await race(ids.slice(4), false)),
-    ];
-
-    for (const [i, id] of ids.entries()) {
-      const [approveResult, cancelResult] = outcomes[i];
-      const task = await mustGet(a, id);
-      const history = await b.getHistory(id);
-      expectUnbrokenHistory(history, task.version);
-      const events = history.slice(3).map((h) => h.event.type);
-      // The cancel always lands (from the gate or, after a conflict and retry, from implementing).
-      expect(cancelResult.status).toBe('fulfilled');
-      expect(task.state).toBe('cancelled');
-      if (approveResult.status === 'fulfilled') {
-        expect(events).toEqual(['APPROVE', 'CANCEL']);
-        expect(history.at(-1)?.from).toBe('implementing');
-      } else {
-        expect(approveResult.reason).toBeInstanceOf(InvalidTransitionError);
-        expect(events).toEqual(['CANCEL']);
-      }
-      expect(replayHistory(history)).toEqual(task.snapshot);
-    }
-    // Both orders really happened: one approve won its race and at least one lost it.
-    const approvesThatLanded = outcomes.filter(([approveResult]) => approveResult.status === 'fulfilled').length;
-    expect(approvesThatLanded).toBeGreaterThan(0);
-    expect(approvesThatLanded).toBeLessThan(ids.length);
-  });
   it('two processes writing the same tasks at once: no busy errors, no lost update, one START and one claim per run', async () => {
     const file = dbFile(tempDir());
     const store = open(file);
@@ -725,57 +454,6 @@ describe('optimistic concurrency across two connections', () => {
 });
 
 describe('leases and fencing', () => {
-  it('claimRun takes the lease, records the run and bumps the token; a second claim gets nothing', async () => {
-    const file = dbFile(tempDir());
-    const store = open(file);
-    const other = open(file);
-    const engine = engineFor(store);
-    const task = await runningTask(engine);
-    expect(task).toMatchObject({ state: 'planning', runStage: 'plan', runAttempt: 1, lease: null });
-    const tokenBefore = store.db.prepare('SELECT lease_token FROM tasks WHERE id = ?').pluck().get(task.id) as number;
-    expect((await store.findRunnable(now, 10)).map((t) => t.id)).toEqual([task.id]);
-
-    const claim = await store.claimRun(task.id, 'sess-a', now, LEASE_MS);
-    expect(claim).not.toBeNull();
-    expect(claim!.lease).toEqual({ owner: 'sess-a', expiresAt: now + LEASE_MS, token: tokenBefore + 1 });
-    expect(claim!.run).toEqual({
-      taskId: task.id,
-      stage: 'plan',
-      attempt: 1,
-      runId: `${task.id}.plan.1`,
-      sessionId: 'sess-a',
-      startedAt: now,
-      finishedAt: null,
-      outcome: null,
-      exitCode: null,
-      signal: null,
-      pgid: null,
-    });
-    expect(await store.getStageRuns(task.id)).toEqual([claim!.run]);
-    expect(claim!.task.version).toBe(task.version);
-
-    expect(await other.claimRun(task.id, 'sess-b', now, LEASE_MS)).toBeNull();
-    expect(await store.claimRun(task.id, 'sess-a', now, LEASE_MS)).toBeNull();
-    expect((await mustGet(other, task.id)).lease?.owner).toBe('sess-a');
-    expect(await store.findRunnable(now, 10)).toEqual([]);
-
-    await store.recordRunProcess(task.id, 'plan', 1, 4321);
-    expect((await store.getStageRuns(task.id))[0].pgid).toBe(4321);
-  });
-
-  it('does not start a run twice: with its lease lost but the run recorded, a claim gets nothing and changes nothing', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const task = await runningTask(engine);
-    const claim = (await store.claimRun(task.id, 'sess-a', now, LEASE_MS))!;
-    // A lease cleared by hand (or by a bug) must not let the same attempt start again.
-    store.db.prepare('UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?').run(task.id);
-    const before = await mustGet(store, task.id);
-    expect(await store.claimRun(task.id, 'sess-b', now + 1, LEASE_MS)).toBeNull();
-    expect(await mustGet(store, task.id)).toEqual(before);
-    expect(await store.getStageRuns(task.id)).toEqual([claim.run]);
-  });
-
   it('two connections claiming the same run at once: exactly one gets it', async () => {
     const file = dbFile(tempDir());
     const a = open(file);
@@ -790,169 +468,9 @@ describe('leases and fencing', () => {
       expect(await a.getStageRuns(t.id)).toHaveLength(1);
     }
   });
-
-  it('does not claim a retry before its backoff has passed', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store, { limits: { retryBackoff: '5s' } });
-    const task = await runningTask(engine);
-    const claim = (await store.claimRun(task.id, 'sess-a', now, LEASE_MS))!;
-    const failedAt = now;
-    const { task: retrying } = await engine.recordStageResult(
-      task.id,
-      { type: 'STAGE_FAILED', stage: 'plan', attempt: 1, reason: 'exit', message: 'exit 3', exitCode: 3, at: failedAt },
-      'test',
-      claim.lease.token,
-    );
-    expect(retrying).toMatchObject({ state: 'planning', runStage: 'plan', runAttempt: 2, runAfter: failedAt + 5000, lease: null });
-    expect(await store.claimRun(task.id, 'sess-a', failedAt + 4999, LEASE_MS)).toBeNull();
-    expect(await store.findRunnable(failedAt + 4999, 10)).toEqual([]);
-    const second = await store.claimRun(task.id, 'sess-a', failedAt + 5000, LEASE_MS);
-    expect(second?.run.attempt).toBe(2);
-    expect(second?.lease.token).toBe(claim.lease.token + 1);
-    expect((await store.getStageRuns(task.id)).map((r) => [r.attempt, r.outcome, r.exitCode])).toEqual([
-      [1, 'failed', 3],
-      [2, null, null],
-    ]);
-  });
-
-  it('refuses a stage result with the wrong lease token as fenced, and changes nothing', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const task = await runningTask(engine);
-    const claim = (await store.claimRun(task.id, 'sess-a', now, LEASE_MS))!;
-    const before = await mustGet(store, task.id);
-    const event = { type: 'STAGE_SUCCEEDED' as const, stage: 'plan' as const, attempt: 1, output: 'plan', at: now };
-
-    const refused = await engine.recordStageResult(task.id, event, 'test', claim.lease.token - 1).catch((e: unknown) => e);
-    expect(refused).toBeInstanceOf(StageResultRefused);
-    expect((refused as StageResultRefused).reason).toBe('fenced');
-    expect((refused as Error).message).toMatch(/lease .* was lost/);
-
-    expect(await mustGet(store, task.id)).toEqual(before);
-    expect(await store.getHistory(task.id)).toHaveLength(2);
-    expect((await store.getStageRuns(task.id))[0].outcome).toBeNull();
-
-    const { task: done } = await engine.recordStageResult(task.id, event, 'test', claim.lease.token);
-    expect(done).toMatchObject({ state: 'plan_awaiting_approval', lease: null, runStage: null });
-    expect((await store.getStageRuns(task.id))[0]).toMatchObject({ outcome: 'succeeded', finishedAt: now, exitCode: 0 });
-  });
-
-  it('records a completion once: a repeat is refused by the engine, the store and the UNIQUE index', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const task = await runningTask(engine);
-    const claim = (await store.claimRun(task.id, 'sess-a', now, LEASE_MS))!;
-    const event = { type: 'STAGE_SUCCEEDED' as const, stage: 'plan' as const, attempt: 1, output: 'plan', at: now };
-    const claimed = await mustGet(store, task.id);
-    const write = writeFor(claimed, event, { leaseToken: claim.lease.token });
-    const [first] = await store.commitTransitions([write]);
-    expect(first.ok).toBe(true);
-    const results = () =>
-      store.db
-        .prepare(`SELECT count(*) FROM transitions WHERE task_id = ? AND stage = 'plan' AND attempt = 1
-                  AND event_type IN ('STAGE_SUCCEEDED', 'STAGE_FAILED')`)
-        .pluck()
-        .get(task.id);
-    expect(results()).toBe(1);
-
-    // The engine: the machine has moved on, the old result no longer applies.
-    const again = await engine.recordStageResult(task.id, event, 'test', claim.lease.token).catch((e: unknown) => e);
-    expect(again).toBeInstanceOf(StageResultRefused);
-
-    // The store, given the same write at the current version: the lease is gone.
-    const current = await mustGet(store, task.id);
-    const [replayed] = await store.commitTransitions([{ ...write, expectedVersion: current.version }]);
-    expect(replayed).toMatchObject({ ok: false, reason: 'fenced' });
-
-    // Even with the lease put back by hand, the run is already finished.
-    store.db.prepare('UPDATE tasks SET lease_owner = ?, lease_expires_at = ? WHERE id = ?').run('sess-a', now + LEASE_MS, task.id);
-    const [duplicate] = await store.commitTransitions([{ ...write, expectedVersion: current.version }]);
-    expect(duplicate).toMatchObject({ ok: false, reason: 'duplicate' });
-
-    // And with the run reopened by hand too, the UNIQUE index stops a second result row; nothing is kept.
-    store.db.prepare("UPDATE stage_runs SET outcome = NULL, finished_at = NULL WHERE task_id = ? AND stage = 'plan'").run(task.id);
-    await expect(store.commitTransitions([{ ...write, expectedVersion: current.version }])).rejects.toThrow(/already has a recorded result/);
-    expect((await store.getStageRuns(task.id))[0].outcome).toBeNull();
-    expect((await mustGet(store, task.id)).version).toBe(current.version);
-    expect(results()).toBe(1);
-
-    // Direct SQL is held to the same rule.
-    const insert = store.db.prepare(`INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt, event, actor, at)
-                                     VALUES (?, ?, 'planning', 'planning', ?, 'plan', 1, '{}', 'sql', 0)`);
-    expect(() => insert.run(task.id, 100, 'STAGE_FAILED')).toThrow(/UNIQUE/);
-    expect(() => insert.run(task.id, 101, 'STAGE_SUCCEEDED')).toThrow(/UNIQUE/);
-    expect(results()).toBe(1);
-  });
-
-  it('fences a late result after the task was cancelled under the running stage', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const task = await runningTask(engine);
-    const claim = (await store.claimRun(task.id, 'sess-a', now, LEASE_MS))!;
-    const claimed = await mustGet(store, task.id);
-    now += 1;
-    const { task: cancelled } = await engine.cancel(task.id, 'bob');
-    expect(cancelled.lease).toBeNull();
-    expect((await store.getStageRuns(task.id))[0].outcome).toBe('superseded');
-
-    const late = writeFor(claimed, { type: 'STAGE_SUCCEEDED', stage: 'plan', attempt: 1, output: 'late', at: now }, { leaseToken: claim.lease.token });
-    const [result] = await store.commitTransitions([{ ...late, expectedVersion: cancelled.version }]);
-    expect(result).toMatchObject({ ok: false, reason: 'fenced' });
-    expect(await mustGet(store, task.id)).toEqual(cancelled);
-  });
 });
 
 describe('dispatch and resume queries', () => {
-  it('findDispatchable orders by priority high > medium > low, then oldest, and honours the limit', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const submitted: Record<string, number> = {};
-    for (const [name, priority] of [
-      ['low-old', 'low'],
-      ['medium-old', 'medium'],
-      ['high-old', 'high'],
-      ['high-new', 'high'],
-      ['medium-new', 'medium'],
-      ['low-new', 'low'],
-    ] as const) {
-      now += 1000;
-      submitted[name] = (await engine.submit({ request: name, priority }, 'test')).id;
-    }
-    const started = await engine.submit({ request: 'already started', priority: 'high' }, 'test');
-    await engine.start(started.id, 'test');
-
-    const order = (await store.findDispatchable(10)).map((t) => t.request);
-    expect(order).toEqual(['high-old', 'high-new', 'medium-old', 'medium-new', 'low-old', 'low-new']);
-    expect((await store.findDispatchable(2)).map((t) => t.request)).toEqual(['high-old', 'high-new']);
-  });
-
-  it('findDispatchable holds back a task until every dependency is completed', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store, { approvals: { plan: 'auto', implementation: 'auto' } });
-    const dep = await engine.submit({ request: 'dependency', priority: 'low' }, 'test');
-    const otherDep = await engine.submit({ request: 'cancelled dependency', priority: 'low' }, 'test');
-    const waiting = await engine.submit({ request: 'waits', priority: 'high', dependsOn: [dep.id] }, 'test');
-    const blocked = await engine.submit({ request: 'blocked', priority: 'high', dependsOn: [dep.id, otherDep.id] }, 'test');
-    expect(waiting.dependsOn).toEqual([dep.id]);
-
-    const ids = async () => (await store.findDispatchable(10)).map((t) => t.id);
-    expect(await ids()).toEqual([dep.id, otherDep.id]);
-
-    await engine.start(dep.id, 'test');
-    expect(await ids()).toEqual([otherDep.id]);
-    await succeedNextStage(engine, store, dep.id, 'plan');
-    await succeedNextStage(engine, store, dep.id, 'impl');
-    expect(await ids()).toEqual([otherDep.id]);
-    await succeedNextStage(engine, store, dep.id, { verdict: 'approve', comments: 'ok' });
-    await succeedNextStage(engine, store, dep.id, 'verified');
-    expect((await mustGet(store, dep.id)).state).toBe('completed');
-
-    expect(await ids()).toEqual([waiting.id, otherDep.id]);
-    await engine.cancel(otherDep.id, 'bob');
-    expect(await ids()).toEqual([waiting.id]);
-    expect(await ids()).not.toContain(blocked.id);
-  });
-
   it('findResumable returns tasks of gone sessions and expired leases, not those of a live session', async () => {
     const store = open(dbFile(tempDir()));
     const engine = engineFor(store);
@@ -1027,32 +545,6 @@ describe('engine refusals', () => {
       expect((error as Error).message).toContain('task 77 does not exist');
     }
   });
-
-  it('rewind to a checkpoint the task has not reached lists the ones it has; a reached one works and keeps history', async () => {
-    const store = open(dbFile(tempDir()));
-    const engine = engineFor(store);
-    const task = await engine.submit({ request: 'x' }, 'test');
-    await engine.start(task.id, 'test');
-    await succeedNextStage(engine, store, task.id, 'plan');
-
-    const error = await engine.rewind(task.id, 'after_review', 'ann').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(CheckpointNotFoundError);
-    expect((error as Error).message).toBe(`task ${task.id} has not reached checkpoint after_review; it has: workflow_start, after_planning`);
-    await expect(engine.rewind(task.id, 'nowhere', 'ann')).rejects.toBeInstanceOf(UsageError);
-    expect(await store.getHistory(task.id)).toHaveLength(3);
-
-    now += 1;
-    const { task: rewound } = await engine.rewind(task.id, 'workflow_start', 'ann');
-    expect(rewound).toMatchObject({ state: 'pending', status: 'pending' });
-    const history = await store.getHistory(task.id);
-    expect(history.map((h) => h.event.type)).toEqual(['SUBMIT', 'START', 'STAGE_SUCCEEDED', 'REWIND']);
-    expectUnbrokenHistory(history, rewound.version);
-    expect(replayHistory(history)).toEqual(rewound.snapshot);
-    // Attempts keep counting after a rewind, so the next run cannot collide with the first one's rows.
-    await engine.start(task.id, 'test');
-    const claim = await store.claimRun(task.id, 'sess', now, LEASE_MS);
-    expect(claim?.run.attempt).toBe(2);
-  });
 });
 
 describe('resume', () => {
@@ -1066,38 +558,6 @@ describe('resume', () => {
     expect(error).toBeInstanceOf(InvalidTransitionError);
     expect((error as Error).message).toContain(`task ${task.id} is planning and its stage is running in session sess-live`);
     expect(await mustGet(store, task.id)).toEqual(before);
-  });
-
-  it('re-checks the lease it judged dead: a task another daemon resumed and claimed meanwhile is left alone', async () => {
-    const file = dbFile(tempDir());
-    const cli = open(file);
-    const daemon = open(file);
-    const cliEngine = engineFor(cli);
-    const daemonEngine = engineFor(daemon);
-    const task = await runningTask(cliEngine);
-    await cli.createSession({ id: 'dead', pid: 1, host: 'test', at: now });
-    await cli.claimRun(task.id, 'dead', now, LEASE_MS);
-    await cli.endSession('dead', 'crashed', now);
-
-    const error = await cliEngine
-      .resume(task.id, 'user:ann', async (seen) => {
-        // While this caller looks at the dead session's lease, another daemon resumes the task and claims the new run.
-        await daemonEngine.apply(seen.id, () => ({ type: 'RESUME', at: now }), 'daemon:other');
-        expect(await daemon.claimRun(seen.id, 'other', now, LEASE_MS)).not.toBeNull();
-        return seen.lease?.owner !== 'dead';
-      })
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(InvalidTransitionError);
-    expect((error as Error).message).toContain(`task ${task.id}`);
-
-    // The other daemon's run is still the live one: not interrupted, not resumed a second time.
-    const after = await mustGet(cli, task.id);
-    expect(after).toMatchObject({ state: 'planning', runAttempt: 2, lease: { owner: 'other' } });
-    expect((await cli.getStageRuns(task.id)).map((r) => [r.attempt, r.sessionId, r.outcome])).toEqual([
-      [1, 'dead', 'interrupted'],
-      [2, 'other', null],
-    ]);
-    expect((await cli.getHistory(task.id)).map((h) => h.event.type)).toEqual(['SUBMIT', 'START', 'RESUME']);
   });
 });
 
