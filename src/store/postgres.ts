@@ -8,7 +8,7 @@
  * writes are built so that second try cannot apply twice (see the `p_is_retry` arguments).
  */
 import pg from 'pg';
-import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
+import type { StageName, TaskState } from '../../machines/task.machine.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyPostgresMigrations } from './migratePostgres.js';
 import { clientConfig, createPool, describeConnectFailure, inTransaction, isConnectionError, parsePostgresUrl, type PostgresTarget } from './postgresConnection.js';
@@ -23,7 +23,6 @@ import type {
   NewNote,
   NewTask,
   NoteRecord,
-  Priority,
   SessionRecord,
   StageRunRecord,
   Store,

@@ -6,13 +6,13 @@
 import Database from './betterSqlite3.js';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
-import type { StageName, TaskState, TaskStatus } from '../../machines/task.machine.js';
+import type { StageName, TaskState } from '../../machines/task.machine.js';
 import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { plucked, preparedOnFirstUse } from './preparedOnFirstUse.js';
 import { WalSizeGuard } from './walSizeGuard.js';
-import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, toTask, type NoteRow, type RunRow, type SessionRow, type TaskRow } from './rows.js';
+import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, type NoteRow, type RunRow, type SessionRow } from './rows.js';
 import { newClaimRound, SqliteClaims, type ClaimRound } from './sqliteClaims.js';
 import { taskFromRow, withDependencies, WITH_DEPENDENCIES, type TaskRowWithDependencies } from './sqliteTaskRows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
@@ -25,7 +25,6 @@ import type {
   NewNote,
   NewTask,
   NoteRecord,
-  Priority,
   SessionRecord,
   StageRunRecord,
   Store,
