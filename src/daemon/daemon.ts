@@ -10,15 +10,12 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
-import { CairnError, InvalidTransitionError, StoreUnavailableError, toError } from '../errors.js';
-import { Engine, StageResultRefused, type ClaimFor } from '../engine/engine.js';
-import { buildStageInput, toStageEvent } from '../engine/stageRun.js';
-import { resolveStage } from '../executors/resolveStage.js';
-import { runStage } from '../executors/runStage.js';
-import { openTaskState } from '../state/stateNamespace.js';
-import type { ModuleStageFn, StageResult } from '../executors/types.js';
+import { InvalidTransitionError, toError } from '../errors.js';
+import { Engine, type ClaimFor } from '../engine/engine.js';
+import type { ModuleStageFn } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { wallClock } from './clock.js';
+import { carryOutRun, type RunContext } from './claimedRun.js';
 import { crashPoint } from './crashPoints.js';
 import { takeStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
@@ -86,8 +83,7 @@ export class Daemon extends EventEmitter {
   private readonly resumePolicy: ResumePolicy;
   private readonly only: Set<number> | null;
   private readonly pollMs: number;
-  /** Where stage logs go: <dataDir>/logs, absolute and normalised once. */
-  private readonly logsDir: string;
+  private readonly runContext: RunContext;
   private readonly running = new Map<number, RunningStage>();
   private session: SessionRecord | null = null;
   private actor = 'daemon';
@@ -110,7 +106,16 @@ export class Daemon extends EventEmitter {
     this.resumePolicy = options.resume ?? (options.config.resumeOnStart ? 'all' : 'none');
     this.only = options.onlyTaskIds ? new Set(options.onlyTaskIds) : null;
     this.pollMs = options.pollMs ?? 100;
-    this.logsDir = path.resolve(options.config.dataDir, 'logs');
+    this.runContext = {
+      config: this.config,
+      store: this.store,
+      engine: this.engine,
+      executors: options.executors,
+      logsDir: path.resolve(options.config.dataDir, 'logs'),
+      now: this.now,
+      actor: () => this.actor,
+      claimFor: () => this.claimFor(),
+    };
   }
 
   get sessionId(): string | null {
@@ -426,82 +431,9 @@ export class Daemon extends EventEmitter {
 
   /** Runs a claimed stage and records its result; returns the next stage's run when the result claimed it. */
   private async execute(claim: ClaimedRun, controller: AbortController, log: Logger): Promise<ClaimedRun | undefined> {
-    const { task, run, lease } = claim;
-    const identity = { taskId: task.id, stage: run.stage, attempt: run.attempt, runId: run.runId };
-    // Joined by hand: every part is already normal (an absolute data directory, a number, a stage name),
-    // and path.join's normalising is a measurable share of a no-op stage's cost.
-    const logFile = `${this.logsDir}${path.sep}${task.id}${path.sep}${run.stage}-${run.attempt}.log`;
-    log.info(`task ${task.id}: ${run.stage} attempt ${run.attempt} started`);
-    let result: StageResult;
-    try {
-      const stage = resolveStage(this.config, run.stage, identity, this.options.executors);
-      result = await runStage({
-        input: buildStageInput(task, run.stage, run.attempt, run.runId),
-        stage,
-        dataDir: this.config.dataDir,
-        logFile,
-        outputBytes: this.config.limits.outputBytes,
-        signal: controller.signal,
-        logger: log,
-        state: openTaskState(this.config, this.store, task.id),
-        onSpawn: (pgid) => {
-          this.store.recordRunProcess(task.id, run.stage, run.attempt, pgid).catch((e) =>
-            log.warn({ err: toError(e) }, `could not record the process group of task ${task.id}`),
-          );
-        },
-      });
-    } catch (e) {
-      const message = e instanceof CairnError ? e.message : `cannot run stage ${run.stage}: ${toError(e).message}`;
-      result = { ok: false, reason: 'spawn', message, exitCode: null, signal: null };
-    }
-    crashPoint('after-stage-exit');
-    if (!result.ok && result.reason === 'aborted') {
-      log.info(`task ${task.id}: ${run.stage} attempt ${run.attempt} stopped; nothing recorded`);
-      return;
-    }
-    const event = toStageEvent(run.stage, run.attempt, result, this.now());
-    try {
-      const { task: after, claimed } = await this.recordResultPatiently(task.id, event, lease.token, controller.signal, log);
-      crashPoint('after-result');
-      if (event.type === 'STAGE_SUCCEEDED') {
-        const verdict = run.stage === 'review' ? ` with verdict ${(event.output as { verdict: string }).verdict}` : '';
-        log.info({ state: after.state }, `task ${task.id}: ${run.stage} attempt ${run.attempt} finished${verdict}; now ${after.state}`);
-      } else {
-        log.warn({ state: after.state, reason: event.reason, exitCode: event.exitCode }, `task ${task.id}: ${run.stage} attempt ${run.attempt} failed (${event.message}); now ${after.state}`);
-      }
-      this.emit('transition', after);
-      return claimed;
-    } catch (e) {
-      if (e instanceof StageResultRefused) {
-        log.warn({ reason: e.reason }, `task ${task.id}: result of ${run.stage} attempt ${run.attempt} refused: ${e.message}`);
-        return;
-      }
-      throw e;
-    }
-  }
-
-  /**
-   * Records a finished stage's result, trying again while the database cannot be reached (a PostgreSQL
-   * restart, a cut connection): the stage already ran, and dropping its result would leave the task
-   * leased to this live session with nothing running. Safe to repeat: the write is version-checked and
-   * fenced by the lease token. Gives up only when the run is stopped (cancel, shutdown).
-   */
-  private async recordResultPatiently(
-    taskId: number,
-    event: Parameters<Engine['recordStageResult']>[1],
-    leaseToken: number,
-    signal: AbortSignal,
-    log: Logger,
-  ): Promise<Awaited<ReturnType<Engine['recordStageResult']>>> {
-    for (let waitMs = 250; ; waitMs = Math.min(waitMs * 2, 2000)) {
-      try {
-        return await this.engine.recordStageResult(taskId, event, this.actor, leaseToken, this.claimFor());
-      } catch (e) {
-        if (!(e instanceof StoreUnavailableError) || signal.aborted) throw e;
-        log.warn({ err: toError(e) }, `task ${taskId}: cannot record the result of ${event.stage} attempt ${event.attempt} yet (${e.message}); trying again in ${waitMs} ms`);
-        await sleep(waitMs);
-      }
-    }
+    const outcome = await carryOutRun(this.runContext, claim, controller.signal, log);
+    if (outcome.recorded) this.emit('transition', outcome.recorded);
+    return outcome.next;
   }
 
   /**
