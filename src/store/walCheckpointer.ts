@@ -47,6 +47,8 @@ checkpoint();
 export class WalCheckpointer {
   private readonly worker: Worker;
   private exited: Promise<void>;
+  private isStopping = false;
+  private hasFallenBack = false;
 
   /** Starts checkpointing `file` in the background and turns off `db`'s own automatic checkpoints. */
   constructor(
@@ -68,17 +70,24 @@ export class WalCheckpointer {
       if (m.error) this.fallBack(`background WAL checkpoints stopped: ${m.error}`, onError);
     });
     this.worker.on('error', (e) => this.fallBack(`background WAL checkpoints stopped: ${e.message}`, onError));
+    // A thread that ends without an error (terminated, out of memory) leaves nobody checkpointing either.
+    this.worker.on('exit', (code) => {
+      if (!this.isStopping) this.fallBack(`background WAL checkpoints stopped: their thread exited (code ${code})`, onError);
+    });
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     db.pragma('wal_autocheckpoint = 0');
   }
 
   /** The committing connection checkpoints for itself again, as SQLite does by default. */
   private fallBack(message: string, onError: (message: string) => void): void {
+    if (this.hasFallenBack) return; // an error is followed by the thread's exit: say it once
+    this.hasFallenBack = true;
     if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     onError(message);
   }
 
   async stop(): Promise<void> {
+    this.isStopping = true;
     if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
     // Waited for, so it must hold the event loop open until it has closed its connection.
     this.worker.ref();
