@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 /**
  * The `cairn` executable. A read command written out in full (`cairn show 12 --json`) runs here,
- * parsed by node's parseArgs from the read-verb table; every other command, and any read command
+ * parsed by node's parseArgs (cli/readCommand.ts); every other command, and any read command
  * parseArgs would not take exactly as written (help, a typo, a missing id), goes to the commander
  * program in cli/main.ts, which owns help and usage errors.
  *
- * The build bundles this file with what a read verb loads into dist/src/cairn.cjs (rolldown.config.mjs):
+ * The build bundles this file with what a read verb loads into dist/src/cairn.cjs (scripts/bundleCli.mjs):
  * one CommonJS file and a few chunks start about 15 ms sooner than twenty ES modules plus commander.
  */
-import { readCommand } from './cli/readVerbs.js';
+import { readCommand } from './cli/readCommand.js';
 
 const command = readCommand(process.argv.slice(2));
 if (command) {

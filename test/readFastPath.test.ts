@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readCommand } from '../src/cli/readVerbs.js';
+import { readCommand } from '../src/cli/readCommand.js';
 import { CAIRN_BIN, Workspace } from './helpers/cairnProcess.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -52,9 +52,9 @@ describe('readCommand: which commands skip commander', () => {
 });
 
 describe('the cairn executable and the commander program print the same', () => {
-  function both(ws: Workspace, args: string[]) {
+  function both(ws: Workspace, args: string[], cwd = ws.dir) {
     const run = (entry: string) => {
-      const r = spawnSync(process.execPath, [entry, ...args], { cwd: ws.dir, encoding: 'utf8', env: { ...process.env, CAIRN_LOG_FORMAT: 'json' } });
+      const r = spawnSync(process.execPath, [entry, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CAIRN_LOG_FORMAT: 'json' } });
       return { code: r.status, stdout: r.stdout, stderr: r.stderr };
     };
     return { fast: run(CAIRN_BIN), commander: run(COMMANDER_ONLY) };
@@ -86,6 +86,12 @@ describe('the cairn executable and the commander program print the same', () => 
       const { fast, commander } = both(ws, args);
       expect(fast, args.join(' ')).toEqual(commander);
     }
+
+    // From another directory the global flags alone find the config and the data: a flag the fast
+    // path misnamed would read an empty ./state there and say the task does not exist.
+    const elsewhere = both(ws, ['--config', path.join(ws.dir, 'cairn.config.json'), '--data-dir', ws.dataDir, 'show', '2', '--json'], tempDir());
+    expect(elsewhere.fast.code, elsewhere.fast.stderr).toBe(0);
+    expect(elsewhere.fast).toEqual(elsewhere.commander);
 
     // status prints ages that move between two runs; its shape and counts must agree.
     const { fast, commander } = both(ws, ['status', '--json']);

@@ -1,10 +1,8 @@
 /**
  * The read verbs (show, history, list, list-resumable, status) and the global flags, declared once.
- * main.ts builds its commander commands from this table; the `cairn` executable (src/cairn.ts) parses
- * a well-formed read command with node's parseArgs straight from it, so a read never loads commander.
- * Anything parseArgs does not accept as it is goes to commander, which prints help and usage errors.
+ * main.ts builds its commander commands from this table; readCommand.ts parses a well-formed read
+ * command straight from it, so a read never loads commander.
  */
-import { parseArgs } from 'node:util';
 import type { GlobalOptions } from './context.js';
 
 /** commander's notation: `--name` is a switch, `--name <value>` takes a value. */
@@ -73,53 +71,3 @@ export const READ_VERBS: readonly ReadVerb[] = [
     run: async (_args, opts, global) => (await import('./status.js')).run(opts, global),
   },
 ];
-
-/** `--data-dir <dir>` → `dataDir`, as commander names the option's value. */
-export function attributeName(notation: string): string {
-  return notation
-    .split(' ')[0]
-    .replace(/^--/, '')
-    .replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
-
-export interface ReadCommand {
-  verb: ReadVerb;
-  args: string[];
-  opts: Record<string, string | boolean | undefined>;
-  global: GlobalOptions;
-}
-
-function parseOptions(flags: readonly Flag[]) {
-  return Object.fromEntries(
-    flags.map(([notation]) => [notation.split(' ')[0].slice(2), { type: notation.includes('<') ? ('string' as const) : ('boolean' as const) }]),
-  );
-}
-
-/** The read command `argv` spells exactly, or null for commander to handle. */
-export function readCommand(argv: string[]): ReadCommand | null {
-  for (const verb of READ_VERBS) {
-    if (argv.includes(verb.name)) {
-      const command = parseAs(verb, argv);
-      if (command) return command;
-    }
-  }
-  return null;
-}
-
-function parseAs(verb: ReadVerb, argv: string[]): ReadCommand | null {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, strict: true, allowPositionals: true, options: { ...parseOptions(GLOBAL_FLAGS), ...parseOptions(verb.options) } });
-  } catch {
-    return null; // help, an unknown flag, a flag without its value: commander says what is wrong
-  }
-  const [name, ...args] = parsed.positionals;
-  if (name !== verb.name || args.length !== verb.args.length) return null;
-  const global: Record<string, string | boolean | undefined> = {};
-  const opts: Record<string, string | boolean | undefined> = {};
-  for (const [key, value] of Object.entries(parsed.values)) {
-    const isGlobal = GLOBAL_FLAGS.some(([notation]) => notation.startsWith(`--${key} `));
-    (isGlobal ? global : opts)[attributeName(`--${key}`)] = value;
-  }
-  return { verb, args, opts, global: global as GlobalOptions };
-}
