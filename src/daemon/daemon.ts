@@ -15,7 +15,7 @@ import { Engine, type ClaimFor } from '../engine/engine.js';
 import type { ModuleStageFn } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { wallClock } from './clock.js';
-import { carryOutRun, type RunContext } from './claimedRun.js';
+import { carryOutRun, type RunContext } from './carryOutRun.js';
 import { crashPoint } from './crashPoints.js';
 import { takeStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';

@@ -14,7 +14,7 @@ import { plucked, preparedOnFirstUse } from './preparedOnFirstUse.js';
 import { WalSizeGuard } from './walSizeGuard.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, type NoteRow, type RunRow, type SessionRow } from './rows.js';
 import { newClaimRound, SqliteClaims, type ClaimRound } from './sqliteClaims.js';
-import { taskFromRow, withDependencies, WITH_DEPENDENCIES, type TaskRowWithDependencies } from './sqliteTaskRows.js';
+import { taskFromRow, tasksFromRows, withDependencies, WITH_DEPENDENCIES, type TaskRowWithDependencies } from './sqliteTaskRows.js';
 import { WalCheckpointer } from './walCheckpointer.js';
 import type {
   CheckpointRecord,
@@ -267,8 +267,7 @@ export class SqliteStore implements Store {
                     ORDER BY t.id`,
       setRunPgid: 'UPDATE stage_runs SET pgid = ? WHERE task_id = ? AND stage = ? AND attempt = ?',
       insertSession: `INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status)
-                        VALUES (?, ?, ?, ?, ?, 'active')`,
-      getSession: 'SELECT * FROM sessions WHERE id = ?',
+                        VALUES (?, ?, ?, ?, ?, 'active') RETURNING *`,
       touchSession: "UPDATE sessions SET last_heartbeat_at = ? WHERE id = ? AND status = 'active'",
       renewLeases: 'UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ?',
       expireLeases: 'UPDATE tasks SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at > ?',
@@ -288,11 +287,6 @@ export class SqliteStore implements Store {
       if (this.listStatements.size < 64) this.listStatements.set(sql, statement);
     }
     return statement;
-  }
-
-  /** Rows read with their dependencies (withDependencies / WITH_DEPENDENCIES). */
-  private tasksFromRows(rows: TaskRowWithDependencies[]): TaskRecord[] {
-    return rows.map((r) => taskFromRow(r)!);
   }
 
   private write<T>(fn: () => T): T {
@@ -489,7 +483,7 @@ export class SqliteStore implements Store {
     }`;
     if (filter.limit) params.push(filter.limit);
     const rows = this.listStatement(sql).all(...params) as TaskRowWithDependencies[];
-    return this.tasksFromRows(rows);
+    return tasksFromRows(rows);
   }
 
   async getHistory(taskId: number): Promise<TransitionRecord[]> {
@@ -615,15 +609,15 @@ export class SqliteStore implements Store {
   }
 
   async findDispatchable(limit: number): Promise<TaskRecord[]> {
-    return this.tasksFromRows(this.stmt.dispatchable.all(limit) as TaskRowWithDependencies[]);
+    return tasksFromRows(this.stmt.dispatchable.all(limit) as TaskRowWithDependencies[]);
   }
 
   async findRunnable(now: number, limit: number): Promise<TaskRecord[]> {
-    return this.tasksFromRows(this.stmt.runnable.all(now, limit) as TaskRowWithDependencies[]);
+    return tasksFromRows(this.stmt.runnable.all(now, limit) as TaskRowWithDependencies[]);
   }
 
   async findResumable(now: number): Promise<TaskRecord[]> {
-    return this.tasksFromRows(this.stmt.resumable.all(now) as TaskRowWithDependencies[]);
+    return tasksFromRows(this.stmt.resumable.all(now) as TaskRowWithDependencies[]);
   }
 
   async claimRun(taskId: number, sessionId: string, now: number, leaseMs: number): Promise<ClaimedRun | null> {
@@ -646,8 +640,7 @@ export class SqliteStore implements Store {
 
   async createSession(s: { id: string; pid: number; host: string; at: number }): Promise<SessionRecord> {
     return this.write(() => {
-      this.stmt.insertSession.run(s.id, s.pid, s.host, s.at, s.at);
-      return toSession(this.stmt.getSession.get(s.id) as SessionRow);
+      return toSession(this.stmt.insertSession.get(s.id, s.pid, s.host, s.at, s.at) as SessionRow);
     });
   }
 

@@ -25,3 +25,8 @@ export function taskFromRow(row: TaskRowWithDependencies | undefined): TaskRecor
   const json = row.depends_on_json;
   return toTaskWith(row, json === '[]' ? [] : (JSON.parse(json) as number[]));
 }
+
+/** Rows read with their dependencies (withDependencies / WITH_DEPENDENCIES). */
+export function tasksFromRows(rows: TaskRowWithDependencies[]): TaskRecord[] {
+  return rows.map((r) => taskFromRow(r)!);
+}
