@@ -2,7 +2,12 @@
 // `npm run build`. A read verb then loads one CommonJS file and a few chunks instead of some twenty
 // ES modules plus commander. Everything else stays as tsc wrote it: cli/main.js (commander and the
 // other verbs) and the packages in node_modules load from where they are and are never copied in.
+import { readdirSync, rmSync } from 'node:fs';
 import { build } from 'rolldown';
+
+// Chunks are named after their module, without a hash: clear the last build's, so one this build no
+// longer makes does not stay behind.
+for (const file of readdirSync('dist/src')) if (/^cairn-.*\.cjs$/.test(file)) rmSync(`dist/src/${file}`);
 
 await build({
   input: 'dist/src/cairn.js',
