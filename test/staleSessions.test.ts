@@ -129,9 +129,16 @@ describe('stale sessions', () => {
       // Another daemon resumes the held task and runs attempt 2; the silent one's late result for
       // attempt 1 is refused by the lease token it was claimed with, and nothing is recorded.
       const [interrupted] = await store.findResumable(now);
-      await engine.resumeRun(held, interrupted.lease, 'daemon:other');
+      await engine.resumeRun(interrupted, 'daemon:other');
       const retry = (await store.claimRun(held, 'someone-else', now, 60_000))!;
       expect(retry.run.attempt).toBe(2);
+      // A third daemon that judged the same record dead must not interrupt attempt 2, now running.
+      const recorded = (await store.getHistory(held)).length;
+      await expect(engine.resumeRun(interrupted, 'daemon:third')).rejects.toThrow(
+        `task ${held} was resumed by someone else while this resume was checking it (its stage now runs in session someone-else); nothing was done`,
+      );
+      await expect(new Engine(store, engine.config).resumeRun(interrupted, 'daemon:third')).rejects.toThrow(/resumed by someone else/);
+      expect((await store.getHistory(held)).length).toBe(recorded);
       const late = { type: 'STAGE_SUCCEEDED', stage: 'plan', attempt: 1, output: { late: true }, at: now } as const;
       await expect(engine.recordStageResult(held, late, 'daemon:silent', interrupted.lease!.token)).rejects.toBeInstanceOf(StageResultRefused);
       await engine.recordStageResult(held, { ...late, attempt: 2, output: { on: 'time' } }, 'daemon:other', retry.lease.token);

@@ -4,6 +4,7 @@
  * real task produced, so the engine can load and advance every one of them.
  */
 import { openCairn } from '../../src/index.js';
+import { thisHost } from '../../src/daemon/sessions.js';
 import type { SqliteStore } from '../../src/store/sqlite.js';
 import type { PersistedSnapshot } from '../../src/store/store.js';
 
@@ -57,11 +58,14 @@ export function fillHistory(store: SqliteStore, snapshot: PersistedSnapshot, tas
   db.pragma('wal_checkpoint(TRUNCATE)');
 }
 
-/** Adds `count` tasks interrupted mid-implement by a crashed session (each with its open run). */
+/**
+ * Adds `count` tasks interrupted mid-implement by a session of this host that crashed (each with its
+ * open run): the usual restart after a crash, where each open run is checked for processes left running.
+ */
 export function fillInterrupted(store: SqliteStore, snapshot: PersistedSnapshot, count: number): void {
   const db = store.db;
   const now = Date.now();
-  db.prepare(`INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status, ended_at) VALUES ('crashed-bench', 1, 'elsewhere', ?, ?, 'crashed', ?)`).run(now, now, now);
+  db.prepare(`INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status, ended_at) VALUES ('crashed-bench', 1, ?, ?, ?, 'crashed', ?)`).run(thisHost, now, now, now);
   const insertTask = db.prepare(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version, run_stage, run_attempt,
                                    lease_owner, lease_expires_at, lease_token, created_at, updated_at)
                                  VALUES (?, 'medium', 1, '[]', 'implementing', 'in_progress', ?, 3, 'implement', 1, 'crashed-bench', ?, 1, ?, ?)`);

@@ -19,7 +19,7 @@ import { carryOutRun, type RunContext } from './carryOutRun.js';
 import { crashPoint } from './crashPoints.js';
 import { takeStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
-import { endLeftoverRun } from './orphans.js';
+import { LeftoverRuns } from './orphans.js';
 import { markGoneSessions, thisHost } from './sessions.js';
 
 export type ResumePolicy = 'all' | 'none' | number[];
@@ -192,13 +192,14 @@ export class Daemon extends EventEmitter {
       if (allowed) toResume.push(task);
       else leftResumable.push(task.id);
     }
+    const leftovers = new LeftoverRuns(this.store, this.config.dataDir);
     // Resumed a chunk at a time, concurrently, so each chunk's RESUME transitions share one commit.
     for (let i = 0; i < toResume.length; i += RESUME_CHUNK) {
       const chunk = toResume.slice(i, i + RESUME_CHUNK);
       const outcomes = await Promise.allSettled(
         chunk.map(async (task) => {
-          await this.endLeftoverProcess(task);
-          await this.engine.resumeRun(task.id, task.lease, this.actor);
+          await this.endLeftoverProcess(task, leftovers);
+          await this.engine.resumeRun(task, this.actor);
         }),
       );
       outcomes.forEach((outcome, j) => {
@@ -225,8 +226,8 @@ export class Daemon extends EventEmitter {
   }
 
   /** A stage started on this host by a dead session may still be running: end it before running it again. */
-  private async endLeftoverProcess(task: TaskRecord): Promise<void> {
-    const ended = await endLeftoverRun(this.store, task, this.config.dataDir);
+  private async endLeftoverProcess(task: TaskRecord, leftovers: LeftoverRuns): Promise<void> {
+    const ended = await leftovers.end(task);
     if (ended) {
       this.logger.warn(
         { task: task.id, stage: ended.stage, attempt: ended.attempt, pgid: ended.pgid },

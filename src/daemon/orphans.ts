@@ -25,19 +25,29 @@ function carriesRunId(pid: number, mark: RunMark): boolean | null {
   }
 }
 
-/**
- * Processes on this host that carry the run's CAIRN_RUN_ID: its descendants, also those that left its
- * process group (setsid, a double fork). Linux only; [] without /proc. Reads every process's
- * environment, so it runs only when a dead session's run is ended, never per stage.
- */
-function pidsCarryingRunId(mark: RunMark): number[] {
+/** This installation's stage processes on this host by run id, read once from every process's environment (Linux /proc). */
+function processesByRunId(dataDir: string): Map<string, number[]> {
+  const byRun = new Map<string, number[]>();
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return [];
+    return byRun;
   }
-  return entries.filter((e) => /^\d+$/.test(e) && Number(e) !== process.pid && carriesRunId(Number(e), mark) === true).map(Number);
+  for (const entry of entries) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    let env: string[];
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    const runId = env.find((v) => v.startsWith('CAIRN_RUN_ID='))?.slice('CAIRN_RUN_ID='.length);
+    if (runId === undefined || !env.includes(`CAIRN_DATA_DIR=${dataDir}`)) continue;
+    byRun.set(runId, [...(byRun.get(runId) ?? []), pid]);
+  }
+  return byRun;
 }
 
 function sigkill(pid: number): boolean {
@@ -54,24 +64,48 @@ function sigkill(pid: number): boolean {
  * carrying the run's id (members whose leader is gone, and those that escaped the group). The group is
  * never signalled on its id alone: once all its members are gone the id can be reused by a stranger's
  * new process group (another cairn's stage, on a busy host). Returns whether a signal was sent.
+ * `carrying` is processesByRunId read once for many runs; without it /proc is read for this run.
  */
-export function endOrphanedRun(run: Pick<StageRunRecord, 'pgid' | 'runId'>, dataDir: string): boolean {
+export function endOrphanedRun(run: Pick<StageRunRecord, 'pgid' | 'runId'>, dataDir: string, carrying?: Map<string, number[]>): boolean {
   const mark = { runId: run.runId, dataDir };
   let signalled = false;
   if (run.pgid && run.pgid > 1 && carriesRunId(run.pgid, mark) === true) signalled = sigkill(-run.pgid);
-  for (const pid of pidsCarryingRunId(mark)) signalled = sigkill(pid) || signalled;
+  for (const pid of (carrying ?? processesByRunId(dataDir)).get(run.runId) ?? []) signalled = sigkill(pid) || signalled;
   return signalled;
 }
 
 /**
- * Ends what an interrupted task's open run left running on this host (a run from another host is
- * that host's to end). Returns the run whose processes were signalled, or null.
+ * Ends what interrupted tasks' open runs left running on this host (a run from another host is that
+ * host's to end). One per resume pass: the sessions' hosts and this host's processes are read once
+ * for all its tasks, not once per task (a restart after a crash may resume thousands).
  */
-export async function endLeftoverRun(store: Store, task: TaskRecord, dataDir: string): Promise<StageRunRecord | null> {
-  const open = (await store.getStageRuns(task.id)).find((r) => r.outcome === null);
-  // Without a recorded group (the daemon died between spawn and recording it) the run id still finds them.
-  if (!open) return null;
-  const owner = (await store.listSessions()).find((s) => s.id === open.sessionId);
-  if (owner && owner.host !== thisHost) return null;
-  return endOrphanedRun(open, dataDir) ? open : null;
+export class LeftoverRuns {
+  private hosts?: Promise<Map<string, string>>;
+  private carrying?: Map<string, number[]>;
+
+  constructor(
+    private readonly store: Store,
+    private readonly dataDir: string,
+  ) {}
+
+  /** Returns the run whose processes were signalled, or null. */
+  async end(task: TaskRecord): Promise<StageRunRecord | null> {
+    this.hosts ??= this.store.listSessions().then((sessions) => new Map(sessions.map((s) => [s.id, s.host])));
+    const hosts = await this.hosts;
+    // The open run is the lease holder's: a task leased by another host's session is not ours to read.
+    const leaseHost = task.lease ? hosts.get(task.lease.owner) : undefined;
+    if (leaseHost !== undefined && leaseHost !== thisHost) return null;
+    const open = (await this.store.getStageRuns(task.id)).find((r) => r.outcome === null);
+    // Without a recorded group (the daemon died between spawn and recording it) the run id still finds them.
+    if (!open) return null;
+    const owner = hosts.get(open.sessionId);
+    if (owner !== undefined && owner !== thisHost) return null;
+    this.carrying ??= processesByRunId(this.dataDir);
+    return endOrphanedRun(open, this.dataDir, this.carrying) ? open : null;
+  }
+}
+
+/** Ends what one interrupted task's open run left running on this host; see LeftoverRuns. */
+export function endLeftoverRun(store: Store, task: TaskRecord, dataDir: string): Promise<StageRunRecord | null> {
+  return new LeftoverRuns(store, dataDir).end(task);
 }

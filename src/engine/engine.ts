@@ -318,21 +318,22 @@ export class Engine {
           '`',
       );
     }
-    return this.resumeRun(taskId, task.lease, actor);
+    return this.resumeRun(task, actor);
   }
 
   /**
-   * Applies RESUME only if the task's lease is still the one the caller judged dead. Between that
-   * judgement and this write another daemon may have resumed and claimed the task: resuming again
-   * would interrupt its live run, so that case is refused and nothing is written.
+   * Applies RESUME only if the task's lease is still the one the caller judged dead on `judged`, the
+   * record it just read. Between that judgement and this write another daemon may have resumed and
+   * claimed the task: resuming again would interrupt its live run, so that case is refused and nothing
+   * is written.
    */
-  resumeRun(taskId: number, judged: TaskRecord['lease'], actor: string): Promise<StepResult> {
+  resumeRun(judged: TaskRecord, actor: string): Promise<StepResult> {
     return this.apply(
-      taskId,
+      judged.id,
       (current) => {
-        if (current.lease?.owner !== judged?.owner || current.lease?.token !== judged?.token) {
+        if (current.lease?.owner !== judged.lease?.owner || current.lease?.token !== judged.lease?.token) {
           throw new InvalidTransitionError(
-            `task ${taskId} was resumed by someone else while this resume was checking it` +
+            `task ${judged.id} was resumed by someone else while this resume was checking it` +
               (current.lease ? ` (its stage now runs in session ${current.lease.owner})` : '') +
               '; nothing was done',
           );
@@ -340,6 +341,9 @@ export class Engine {
         return { type: 'RESUME', at: this.now() };
       },
       actor,
+      // The judged record is the first guess: if anyone wrote since, the version check refuses the
+      // write and the event is judged again on a fresh read.
+      { justRead: judged },
     );
   }
 
