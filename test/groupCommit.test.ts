@@ -8,7 +8,7 @@ import { defaultConfig } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { InvalidTransitionError } from '../src/errors.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
-import type { TransitionWrite } from '../src/store/store.js';
+import type { TaskRecord, TransitionWrite } from '../src/store/store.js';
 import { tempDir } from './helpers/tmp.js';
 
 function openEngine(): { store: SqliteStore; engine: Engine; batches: number[] } {
@@ -60,9 +60,10 @@ describe('group commit', () => {
     store.db.prepare("UPDATE stage_runs SET outcome = NULL, finished_at = NULL WHERE task_id = ?").run(a);
     store.db.prepare('UPDATE tasks SET lease_owner = ?, lease_token = ? WHERE id = ?').run('sess', claimA.lease.token, a);
     const before = (await store.getTask(a))!;
-    const writeFor = (id: number, version: number, token: number): TransitionWrite => ({
-      taskId: id,
-      expectedVersion: version,
+    const writeFor = (task: TaskRecord, token: number): TransitionWrite => ({
+      taskId: task.id,
+      expectedVersion: task.version,
+      before: task,
       from: 'planning',
       to: 'plan_awaiting_approval',
       status: 'awaiting_approval',
@@ -75,7 +76,7 @@ describe('group commit', () => {
       completion: { stage: 'plan', attempt: 1, outcome: 'succeeded', exitCode: 0, signal: null, leaseToken: token },
     });
     const bTask = (await store.getTask(b))!;
-    const [dup, ok] = await store.commitTransitions([writeFor(a, before.version, claimA.lease.token), writeFor(b, bTask.version, claimB.lease.token)]);
+    const [dup, ok] = await store.commitTransitions([writeFor(before, claimA.lease.token), writeFor(bTask, claimB.lease.token)]);
 
     expect(dup).toEqual({ ok: false, reason: 'duplicate', message: `task ${a}: plan attempt 1 already has a recorded result` });
     expect(ok.ok).toBe(true);

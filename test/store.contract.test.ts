@@ -146,6 +146,7 @@ function writeFor(
   return {
     taskId: task.id,
     expectedVersion: options.expectedVersion ?? task.version,
+    before: task,
     from: task.state,
     to,
     status: statusOfState(to),
@@ -530,6 +531,37 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       ]);
       // The claimed run is fenced like any other: a second claim gets nothing.
       expect(await store.claimRun(created.id, 'sess-b', now, LEASE_MS)).toBeNull();
+    });
+
+    it('the record a write returns is the row as stored, whatever the write changed: lease taken, kept, handed over or released; status kept or changed', async () => {
+      const engine = engineFor(store, db, { approvals: { plan: 'manual', implementation: 'auto' } });
+      const dependency = await engine.submit({ request: 'first' }, 'test');
+      await engine.cancel(dependency.id, 'test');
+      const created = await engine.submit({ request: 'shapes', priority: 'high', tags: ['a', 'b'], dependsOn: [dependency.id] }, 'test');
+      const stored = async (id: number) => mustGet(await db.open(), id);
+      const result = (stage: 'plan' | 'implement' | 'review', attempt: number) =>
+        ({ type: 'STAGE_SUCCEEDED' as const, stage, attempt, output: stage === 'review' ? { verdict: 'approve' } : stage, at: now });
+      const steps: [string, () => Promise<{ task: TaskRecord }>][] = [
+        ['start, lease taken', () => engine.start(created.id, 'test', { sessionId: 'sess-a', leaseMs: LEASE_MS })],
+        ['plan result, lease released, status changed', () => engine.recordStageResult(created.id, result('plan', 1), 'test', 1)],
+        ['approve, no lease before or after, status changed', () => engine.approve(created.id, 'bob')],
+        ['implement result, lease kept by the same session, status kept', async () => {
+          const claim = (await store.claimRun(created.id, 'sess-a', now, LEASE_MS))!;
+          return engine.recordStageResult(created.id, result('implement', 1), 'test', claim.lease.token, { sessionId: 'sess-a', leaseMs: LEASE_MS });
+        }],
+        ['review result, lease handed to another session', async () => {
+          const { lease } = await stored(created.id);
+          return engine.recordStageResult(created.id, result('review', 1), 'test', lease!.token, { sessionId: 'sess-b', leaseMs: LEASE_MS });
+        }],
+        ['cancel, lease released, status changed', () => engine.cancel(created.id, 'bob')],
+      ];
+      for (const [what, write] of steps) {
+        now += 1;
+        const { task } = await write();
+        expect({ what, task: JSON.parse(JSON.stringify(task)) }).toEqual({ what, task: JSON.parse(JSON.stringify(await stored(created.id))) });
+        expect(task).toEqual(await stored(created.id));
+      }
+      expect(await stored(created.id)).toMatchObject({ state: 'cancelled', priority: 'high', tags: ['a', 'b'], dependsOn: [dependency.id], lease: null });
     });
 
     it('claims nothing with a write for a stale session, or for a retry still in its backoff; dispatch claims those later', async () => {

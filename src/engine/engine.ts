@@ -250,6 +250,7 @@ export class Engine {
     return {
       taskId: task.id,
       expectedVersion: task.version,
+      before: task,
       from: task.state,
       to,
       status: statusOfState(to),

@@ -83,48 +83,73 @@ export function toTask(row: TaskRow): TaskRecord {
 }
 
 /**
- * A task as read from a row. The snapshot is the biggest column and most readers (list, dispatch,
- * status) never look at it, so it is parsed on first use. A class, not a closure per record: closures
- * made reading 50 tasks cost more in garbage collection than parsing their snapshots. The snapshot is
- * an accessor on the prototype, so toJSON puts it back for JSON output.
+ * A task as read from a row, or as a write left it. The snapshot is the biggest column and most
+ * readers (list, dispatch, status) never look at it, so a row's is parsed on first use. A class, not a
+ * closure per record: closures made reading 50 tasks cost more in garbage collection than parsing their
+ * snapshots. The snapshot is an accessor on the prototype, so toJSON puts it back for JSON output.
+ * Both factories assign the fields in the same order, so every record has one shape.
  */
 class StoredTask implements TaskRecord {
-  readonly id: number;
-  readonly request: string;
-  readonly priority: Priority;
-  readonly tags: string[];
-  readonly dependsOn: number[];
-  readonly state: TaskState;
-  readonly status: TaskStatus;
-  readonly version: number;
-  readonly runStage: StageName | null;
-  readonly runAttempt: number | null;
-  readonly runAfter: number | null;
-  readonly lease: TaskRecord['lease'];
-  readonly createdAt: number;
-  readonly updatedAt: number;
-  #snapshotText: string;
+  id!: number;
+  request!: string;
+  priority!: Priority;
+  tags!: string[];
+  dependsOn!: number[];
+  state!: TaskState;
+  status!: TaskStatus;
+  version!: number;
+  runStage!: StageName | null;
+  runAttempt!: number | null;
+  runAfter!: number | null;
+  lease!: TaskRecord['lease'];
+  createdAt!: number;
+  updatedAt!: number;
+  #snapshotText = '';
   #snapshot: TaskRecord['snapshot'] | undefined;
 
-  constructor(row: TaskRow, dependsOn: number[] | undefined) {
-    this.id = Number(row.id);
-    this.request = row.request;
-    this.priority = row.priority;
-    this.tags = row.tags === '[]' ? [] : (JSON.parse(row.tags) as string[]);
-    this.dependsOn = dependsOn ? dependsOn.map(Number) : [];
-    this.state = row.state;
-    this.status = row.status;
-    this.version = Number(row.version);
-    this.runStage = row.run_stage;
-    this.runAttempt = num(row.run_attempt);
-    this.runAfter = num(row.run_after);
-    this.lease =
+  private constructor() {}
+
+  static fromRow(row: TaskRow, dependsOn: number[] | undefined): StoredTask {
+    const t = new StoredTask();
+    t.id = Number(row.id);
+    t.request = row.request;
+    t.priority = row.priority;
+    t.tags = row.tags === '[]' ? [] : (JSON.parse(row.tags) as string[]);
+    t.dependsOn = dependsOn ? dependsOn.map(Number) : [];
+    t.state = row.state;
+    t.status = row.status;
+    t.version = Number(row.version);
+    t.runStage = row.run_stage;
+    t.runAttempt = num(row.run_attempt);
+    t.runAfter = num(row.run_after);
+    t.lease =
       row.lease_owner === null
         ? null
         : { owner: row.lease_owner, expiresAt: Number(row.lease_expires_at ?? 0), token: Number(row.lease_token) };
-    this.createdAt = Number(row.created_at);
-    this.updatedAt = Number(row.updated_at);
-    this.#snapshotText = row.snapshot;
+    t.createdAt = Number(row.created_at);
+    t.updatedAt = Number(row.updated_at);
+    t.#snapshotText = row.snapshot;
+    return t;
+  }
+
+  static fromValues(v: Omit<TaskRecord, 'snapshot'>, snapshot: TaskRecord['snapshot']): StoredTask {
+    const t = new StoredTask();
+    t.id = v.id;
+    t.request = v.request;
+    t.priority = v.priority;
+    t.tags = v.tags;
+    t.dependsOn = v.dependsOn;
+    t.state = v.state;
+    t.status = v.status;
+    t.version = v.version;
+    t.runStage = v.runStage;
+    t.runAttempt = v.runAttempt;
+    t.runAfter = v.runAfter;
+    t.lease = v.lease;
+    t.createdAt = v.createdAt;
+    t.updatedAt = v.updatedAt;
+    t.#snapshot = snapshot;
+    return t;
   }
 
   get snapshot(): TaskRecord['snapshot'] {
@@ -142,7 +167,12 @@ class StoredTask implements TaskRecord {
 
 /** toTask with the dependencies read apart (SQLite), without copying the row to add them. */
 export function toTaskWith(row: TaskRow, dependsOn: number[] | undefined): TaskRecord {
-  return new StoredTask(row, dependsOn);
+  return StoredTask.fromRow(row, dependsOn);
+}
+
+/** The record a write left, built from its values and the snapshot it wrote, without reading the row back. */
+export function taskFromValues(values: Omit<TaskRecord, 'snapshot'>, snapshot: TaskRecord['snapshot']): TaskRecord {
+  return StoredTask.fromValues(values, snapshot);
 }
 
 export function toRun(row: RunRow): StageRunRecord {

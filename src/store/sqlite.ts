@@ -15,6 +15,7 @@ import { WalSizeGuard } from './walSizeGuard.js';
 import { PRIORITY_RANK, runIdOf, toNote, toRun, toSession, type NoteRow, type RunRow, type SessionRow } from './rows.js';
 import { newClaimRound, SqliteClaims, type ClaimRound } from './sqliteClaims.js';
 import { taskFromRow, tasksFromRows, withDependencies, WITH_DEPENDENCIES, type TaskRowWithDependencies } from './sqliteTaskRows.js';
+import { SqliteTaskUpdate } from './sqliteTaskUpdate.js';
 import { WalCheckpointer } from './walCheckpointer.js';
 import type {
   CheckpointRecord,
@@ -208,6 +209,7 @@ export class SqliteStore implements Store {
   private readonly listStatements = new Map<string, Database.Statement>();
   private readonly walSize: WalSizeGuard;
   private readonly claims: SqliteClaims;
+  private readonly taskUpdate: SqliteTaskUpdate;
 
   constructor(
     readonly db: Database.Database,
@@ -215,6 +217,7 @@ export class SqliteStore implements Store {
   ) {
     this.walSize = new WalSizeGuard(db, location, BUSY_TIMEOUT_MS);
     this.claims = new SqliteClaims(db);
+    this.taskUpdate = new SqliteTaskUpdate(db);
     this.stmt = preparedOnFirstUse(db, {
       insertTask: `INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version,
                        created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
@@ -234,18 +237,10 @@ export class SqliteStore implements Store {
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       notesByTask: 'SELECT * FROM notes WHERE task_id = ? ORDER BY id',
       notesByScope: 'SELECT * FROM notes WHERE scope IS ? ORDER BY id',
-      getCommitGuard: 'SELECT version, lease_owner, lease_token, priority_rank FROM tasks WHERE id = ?',
+      getCommitGuard: 'SELECT version, status, lease_owner, lease_token, priority_rank FROM tasks WHERE id = ?',
       nextSeq: plucked('SELECT coalesce(max(seq), 0) + 1 FROM transitions WHERE task_id = ?'),
       insertTransition: `INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt,
                              event, actor, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      updateTaskAfterTransition: `UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
-                                      run_stage = ?, run_attempt = ?, run_after = ?,
-                                      lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
-                                    WHERE id = ? AND version = ? RETURNING ${WITH_DEPENDENCIES}`,
-      updateTaskAndClaim: `UPDATE tasks SET state = ?, status = ?, snapshot = ?, version = version + 1,
-                               run_stage = ?, run_attempt = ?, run_after = ?,
-                               lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1, updated_at = ?
-                             WHERE id = ? AND version = ? RETURNING ${WITH_DEPENDENCIES}`,
       insertCheckpoint: 'INSERT INTO checkpoints (task_id, name, seq, state, snapshot, at) VALUES (?, ?, ?, ?, ?, ?)',
       completeRun: `UPDATE stage_runs SET outcome = ?, finished_at = ?, exit_code = ?, signal = ?
                       WHERE task_id = ? AND stage = ? AND attempt = ? AND outcome IS NULL`,
@@ -254,7 +249,9 @@ export class SqliteStore implements Store {
       checkpoints: 'SELECT name, seq, state, snapshot, at FROM checkpoints WHERE task_id = ? ORDER BY id',
       stageRuns: 'SELECT * FROM stage_runs WHERE task_id = ? ORDER BY started_at, stage, attempt',
       countByStatus: 'SELECT status, count(*) AS n FROM tasks GROUP BY status',
-      dispatchable: `SELECT ${withDependencies('t')} FROM tasks t WHERE t.state = 'pending' AND NOT EXISTS (
+      // INDEXED BY: left to itself the planner reads every pending task through tasks_state and sorts
+      // them all for each dispatch round (~0.5 ms per 1,000 pending); the partial index is already in order.
+      dispatchable: `SELECT ${withDependencies('t')} FROM tasks t INDEXED BY tasks_dispatch WHERE t.state = 'pending' AND NOT EXISTS (
                          SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on
                          WHERE d.task_id = t.id AND dep.state != 'completed')
                        ORDER BY t.priority_rank, t.created_at, t.id LIMIT ?`,
@@ -541,7 +538,7 @@ export class SqliteStore implements Store {
    */
   private commitOne(w: TransitionWrite, round: ClaimRound): CommitResult {
     const guard = this.stmt.getCommitGuard.get(w.taskId) as
-      | { version: number; lease_owner: string | null; lease_token: number; priority_rank: number }
+      | { version: number; status: string; lease_owner: string | null; lease_token: number; priority_rank: number }
       | undefined;
     if (!guard) return { ok: false, reason: 'missing', message: `task ${w.taskId} does not exist` };
     if (guard.version !== w.expectedVersion) {
@@ -590,21 +587,13 @@ export class SqliteStore implements Store {
       throw e;
     }
     const snapshot = JSON.stringify(w.snapshot);
-    const next = w.nextRun;
-    const run = [next?.stage ?? null, next?.attempt ?? null, next?.notBefore ?? null] as const;
     const claim = this.claims.nextRun(w, round, guard.priority_rank);
     // A run left for dispatch may be one a later write of this batch must yield to.
-    if (next && !claim) round.waitingRank = undefined;
-    const row = (
-      claim
-        ? this.stmt.updateTaskAndClaim.get(w.to, w.status, snapshot, ...run, claim.session_id, w.at + w.claimFor!.leaseMs, w.at, w.taskId, w.expectedVersion)
-        : this.stmt.updateTaskAfterTransition.get(w.to, w.status, snapshot, ...run, w.at, w.taskId, w.expectedVersion)
-    ) as TaskRowWithDependencies;
+    if (w.nextRun && !claim) round.waitingRank = undefined;
+    const lease = claim ? { owner: claim.session_id, expiresAt: w.at + w.claimFor!.leaseMs } : null;
+    const task = this.taskUpdate.run(w, guard, snapshot, lease);
     for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);
     for (const note of w.notes ?? []) this.insertNote(note);
-    const task = taskFromRow(row)!;
-    // The snapshot just written, not parsed back from its own JSON: the engine's next step reads it.
-    task.snapshot = w.snapshot;
     return { ok: true, task, seq, claimed: claim ? { task, run: toRun(claim), lease: task.lease! } : undefined };
   }
 

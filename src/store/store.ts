@@ -152,6 +152,12 @@ export interface TransitionWrite {
   taskId: number;
   /** Optimistic concurrency: the write applies only if the task is still at this version. */
   expectedVersion: number;
+  /**
+   * The record the write was computed from. A store may copy from it what no transition changes
+   * (request, priority, tags, dependencies, creation time) into the record it returns, instead of
+   * reading the row back.
+   */
+  before: TaskRecord;
   from: TaskState;
   to: TaskState;
   status: TaskStatus;
