@@ -471,6 +471,46 @@ describe('leases and fencing', () => {
 });
 
 describe('dispatch and resume queries', () => {
+  it('dispatch reads waiting runs and pending tasks in index order: no statement a dispatch round or a claiming write runs sorts the backlog', async () => {
+    const prepared: string[] = [];
+    const prepare = Database.prototype.prepare;
+    Database.prototype.prepare = function (this: Database.Database, sql: string) {
+      prepared.push(sql);
+      return prepare.call(this, sql);
+    } as typeof prepare;
+    const file = dbFile(tempDir());
+    try {
+      const store = open(file);
+      const engine = engineFor(store, { approvals: { plan: 'auto', implementation: 'auto' } });
+      // A backlog of every priority: pending tasks, and started ones whose plan runs wait for a slot.
+      const ids: number[] = [];
+      for (const priority of ['low', 'medium', 'high'] as const) {
+        for (let i = 0; i < 3; i++) ids.push((await engine.submit({ request: `${priority} ${i}`, priority }, 'test')).id);
+      }
+      for (const id of ids.slice(0, 6)) await engine.start(id, 'test');
+      expect((await store.findDispatchable(2)).map((t) => t.priority)).toEqual(['high', 'high']);
+      expect((await store.findRunnable(now, 2)).map((t) => t.priority)).toEqual(['medium', 'medium']);
+      // A medium result yields its next run to nothing better: it claims it, after asking for the best waiting priority.
+      const claim = (await store.claimRun(ids[3], 'sess', now, LEASE_MS))!;
+      const event = { type: 'STAGE_SUCCEEDED' as const, stage: 'plan' as const, attempt: 1, output: 'p', at: now };
+      expect((await engine.recordStageResult(ids[3], event, 'test', claim.lease.token, { sessionId: 'sess', leaseMs: LEASE_MS })).claimed).toBeDefined();
+    } finally {
+      Database.prototype.prepare = prepare;
+    }
+    const backlogReads = prepared.filter((sql) => /lease_owner IS NULL|state = 'pending'/.test(sql) && /ORDER BY/.test(sql));
+    expect(backlogReads).toHaveLength(3); // waiting runs, the best waiting priority, pending tasks
+    const db = new Database(file, { readonly: true });
+    try {
+      for (const sql of backlogReads) {
+        const params = Array<null>(sql.split('?').length - 1).fill(null);
+        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((r) => r.detail);
+        expect(plan.filter((step) => step.includes('TEMP B-TREE FOR ORDER BY')), `${sql}\n${plan.join('\n')}`).toEqual([]);
+      }
+    } finally {
+      db.close();
+    }
+  });
+
   it('findResumable returns tasks of gone sessions and expired leases, not those of a live session', async () => {
     const store = open(dbFile(tempDir()));
     const engine = engineFor(store);

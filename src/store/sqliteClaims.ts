@@ -38,8 +38,9 @@ export class SqliteClaims {
 
   constructor(db: Database.Database) {
     this.stmt = preparedOnFirstUse(db, {
-      waitingRank: plucked(`SELECT min(priority_rank) FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
-                              AND (run_after IS NULL OR run_after <= ?)`),
+      // The first due run in tasks_runnable's order: the index is scanned from the top, not read whole.
+      waitingRank: plucked(`SELECT priority_rank FROM tasks WHERE run_stage IS NOT NULL AND lease_owner IS NULL
+                              AND (run_after IS NULL OR run_after <= ?) ORDER BY priority_rank LIMIT 1`),
       claimableTask: `SELECT * FROM tasks WHERE id = ? AND run_stage IS NOT NULL AND lease_owner IS NULL
                           AND (run_after IS NULL OR run_after <= ?)`,
       takeLease: `UPDATE tasks SET lease_owner = ?, lease_expires_at = ?, lease_token = lease_token + 1 WHERE id = ? RETURNING ${WITH_DEPENDENCIES}`,
@@ -61,7 +62,7 @@ export class SqliteClaims {
     if (!w.claimFor || !next || (next.notBefore !== null && next.notBefore > w.at)) return null;
     if (priorityRank > 0) {
       // null, not undefined, when nothing waits: that answer is kept too.
-      if (round.waitingRank === undefined) round.waitingRank = this.stmt.waitingRank.get(round.at) as number | null;
+      if (round.waitingRank === undefined) round.waitingRank = (this.stmt.waitingRank.get(round.at) as number | undefined) ?? null;
       if (round.waitingRank !== null && round.waitingRank < priorityRank) return null;
     }
     const sessionId = w.claimFor.sessionId;
