@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --quick] [-- --history] [-- --store postgres]`: every scenario on a fresh data
- * directory (or fresh PostgreSQL schemas), one table,
+ * `npm run bench [-- --quick] [-- --history] [-- --store postgres] [-- --only=name,name]`: every
+ * scenario on a fresh data directory (or fresh PostgreSQL schemas), one table,
  * bench/results/latest.json, and the run recorded for --history. Not part of the test suite.
  * Warm-up iterations are excluded from every figure; latencies are percentiles over many samples.
  */
@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { printHistory, recordRun } from './history.js';
 import { engineScenarios } from './scenarios/engine.js';
 import { limitScenario } from './scenarios/limit.js';
@@ -18,7 +19,6 @@ import { processScenarios } from './scenarios/process.js';
 import type { BenchOptions, Row } from './stats.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const args = process.argv.slice(2);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
@@ -50,29 +50,62 @@ function printTable(rows: Row[]): void {
   for (const row of table) console.log(row.map((cell, i) => (i === 3 ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
 }
 
-/** `--store postgres` or `--store=postgres` adds the PostgreSQL scenarios; `sqlite` is the default. */
-function storeArg(): 'sqlite' | 'postgres' {
-  const i = args.findIndex((a) => a === '--store' || a.startsWith('--store='));
-  if (i < 0) return 'sqlite';
-  const value = args[i].startsWith('--store=') ? args[i].slice('--store='.length) : args[i + 1];
-  if (value === 'sqlite' || value === 'postgres') return value;
-  throw new Error(`--store ${value ?? '(missing)'}: the bench knows the stores sqlite (the default) and postgres, e.g. npm run bench -- --store postgres`);
+const SCENARIOS: Record<string, (o: BenchOptions) => Promise<Row[]>> = {
+  limit: limitScenario,
+  engine: engineScenarios,
+  peer: peerScenario,
+  process: processScenarios,
+  postgres: postgresScenario,
+};
+
+const USAGE = `usage: npm run bench [-- --quick] [-- --store sqlite|postgres] [-- --only=name,name] [-- --history]
+  --quick           smaller sizes: a smoke run of under a minute
+  --store postgres  adds the PostgreSQL scenarios (sqlite, the default, runs without them)
+  --only=names      runs only these scenarios (${Object.keys(SCENARIOS).join(', ')}); limit always runs, the others are ratios of it
+  --history         prints the figures of earlier runs instead of running`;
+
+/** A usage error: printed with the usage, exit code 2. */
+class UsageError extends Error {}
+
+function parseOptions() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean' },
+        history: { type: 'boolean' },
+        store: { type: 'string' },
+        only: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const store = values.store ?? 'sqlite';
+  if (store !== 'sqlite' && store !== 'postgres') {
+    throw new UsageError(`--store ${store}: the bench knows the stores sqlite (the default) and postgres, e.g. npm run bench -- --store postgres`);
+  }
+  const only = values.only?.split(',').filter(Boolean);
+  const unknown = only?.filter((name) => !(name in SCENARIOS)) ?? [];
+  if (unknown.length) throw new UsageError(`--only: no scenario named ${unknown.join(', ')}; the scenarios are ${Object.keys(SCENARIOS).join(', ')}`);
+  if (only?.includes('postgres') && store !== 'postgres') throw new UsageError('--only=postgres needs --store postgres');
+  return { store, only, quick: values.quick ?? false, history: values.history ?? false, help: values.help ?? false };
 }
 
 async function main(): Promise<void> {
-  if (args.includes('--history')) return printHistory();
-  const store = storeArg();
-  const quick = args.includes('--quick');
+  const options = parseOptions();
+  if (options.help) return console.log(USAGE);
+  if (options.history) return printHistory();
+  const { store, quick, only } = options;
   const machine = { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.release()}` };
   console.log(`cairn ${version()} bench${quick ? ' (--quick: smaller sizes, a smoke run)' : ''}`);
   console.log(`machine: ${machine.cores} cores, ${machine.cpu}, node ${machine.node}, ${machine.platform}; warm-up iterations excluded\n`);
   const opts: BenchOptions = { quick, reference: new Map() };
   const started = Date.now();
   const rows: Row[] = [];
-  const only = args.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-  const scenarios: Record<string, (o: BenchOptions) => Promise<Row[]>> = { limit: limitScenario, engine: engineScenarios, peer: peerScenario, process: processScenarios };
-  if (store === 'postgres') scenarios.postgres = postgresScenario;
-  for (const [name, scenario] of Object.entries(scenarios)) {
+  for (const [name, scenario] of Object.entries(SCENARIOS)) {
+    if (name === 'postgres' && store !== 'postgres') continue;
     if (!only || only.includes(name) || name === 'limit') rows.push(...(await scenario(opts)));
   }
   printTable(rows);
@@ -88,6 +121,11 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (e) {
-  console.error(`bench: ${(e as Error).message}`);
-  process.exitCode = (e as Error).message.startsWith('--store') ? 2 : 1;
+  if (e instanceof UsageError) {
+    console.error(`bench: ${e.message}\n${USAGE}`);
+    process.exitCode = 2;
+  } else {
+    console.error(`bench: ${(e as Error).message}`);
+    process.exitCode = 1;
+  }
 }
