@@ -168,6 +168,57 @@ describe('schemas', () => {
   });
 });
 
+describe('dispatch queries', () => {
+  it('with 10,000 runs waiting for a slot, dispatch and a claim round read them in index order: no sort, no reading them all', async () => {
+    const schema = await newTestSchema('backlog');
+    const store = await open(schemaUrl(schema));
+    const now = Date.now();
+    await adminQuery(
+      `INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version, run_stage, run_attempt, created_at, updated_at)
+       SELECT 'waiting ' || n, 'medium', 1, '[]', 'implementing', 'in_progress', repeat('x', 600), 3, 'implement', 2, $1, $1
+         FROM generate_series(1, 10000) AS n`,
+      [now],
+      schema,
+    );
+    await adminQuery('ANALYZE tasks', [], schema);
+    const sent: { text: string; values: unknown[] }[] = [];
+    const query = pg.Pool.prototype.query;
+    pg.Pool.prototype.query = function (this: pg.Pool, text: unknown, values?: unknown) {
+      if (typeof text === 'string') sent.push({ text, values: (values as unknown[]) ?? [] });
+      return (query as (...args: unknown[]) => unknown).call(this, text, values);
+    } as typeof query;
+    try {
+      expect(await store.findRunnable(now, 4)).toHaveLength(4);
+      expect(await store.claimRuns([1, 2], 'sess', now, 60_000)).toHaveLength(2);
+    } finally {
+      pg.Pool.prototype.query = query;
+    }
+    const [runnable, claimRound] = sent.filter((q) => q.text.includes('lease_owner IS NULL'));
+    expect(runnable.text).toContain('ORDER BY t.priority_rank');
+    expect(claimRound.text).toContain('cairn_claim_run');
+    /** The plan's nodes, without the correlated subquery that gathers each row's dependencies (per row, not the backlog). */
+    const planOf = async (text: string, values: unknown[]) => {
+      const [{ 'QUERY PLAN': plan }] = await adminQuery(`EXPLAIN (FORMAT JSON) ${text}`, values, schema);
+      const shape: string[] = [];
+      const walk = (node: { 'Node Type': string; 'Index Name'?: string; 'Relation Name'?: string; 'Parent Relationship'?: string; Plans?: unknown[] }) => {
+        if (node['Parent Relationship'] === 'SubPlan') return;
+        shape.push([node['Node Type'], node['Index Name'] ?? node['Relation Name']].filter(Boolean).join(' '));
+        for (const child of node.Plans ?? []) walk(child as typeof node);
+      };
+      walk(plan[0].Plan);
+      return shape;
+    };
+    const readsTheBacklog = (shape: string[]) => shape.filter((s) => s === 'Sort' || s.startsWith('Bitmap') || s === 'Seq Scan tasks');
+    const dispatchRound = await planOf(runnable.text, runnable.values);
+    expect(dispatchRound).toContain('Index Scan tasks_runnable');
+    expect(readsTheBacklog(dispatchRound)).toEqual([]);
+    // The round a stage result claims with yields to a better waiting priority ($6): that read is the one to check.
+    const yielding = await planOf(claimRound.text, claimRound.values.map((v, i) => (i === 5 ? true : v)));
+    expect(yielding).toContain('Index Scan tasks_runnable');
+    expect(yielding.filter((s) => s.startsWith('Bitmap') || s === 'Seq Scan tasks')).toEqual([]);
+  });
+});
+
 describe('cut connections', () => {
   async function openNamed(label: string) {
     const schema = await newTestSchema(label);
