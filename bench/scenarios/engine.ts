@@ -102,7 +102,7 @@ export async function engineScenarios(opts: BenchOptions): Promise<Row[]> {
     const limit = opts.reference.get(`limit.single.${durability}`) ?? NaN;
     const workload = opts.quick ? 300 : 2000;
     await throughput(durability, opts.quick ? 100 : 300); // warm-up run, not counted
-    const t = await medianOfRuns(opts.quick ? 1 : 3, async () => (await throughput(durability, workload)).transitionsPerSecond);
+    const t = await medianOfRuns(opts.quick ? 1 : 5, async () => (await throughput(durability, workload)).transitionsPerSecond);
     rows.push({
       scenario: 'throughput',
       durability,

@@ -35,7 +35,7 @@ async function putsPerSecond(durability: Durability, tasks: number): Promise<num
 export async function peerScenario(opts: BenchOptions): Promise<Row[]> {
   const rows: Row[] = [];
   for (const durability of ['full', 'normal'] as const) {
-    const measured = await medianOfRuns(opts.quick ? 1 : 3, () => putsPerSecond(durability, opts.quick ? 300 : 2000));
+    const measured = await medianOfRuns(opts.quick ? 1 : 5, () => putsPerSecond(durability, opts.quick ? 300 : 2000));
     const puts = measured.median;
     const cairn = opts.reference.get(`throughput.${durability}`) ?? NaN;
     rows.push({
