@@ -5,9 +5,14 @@
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { endOrphanedRun } from '../src/daemon/orphans.js';
+import path from 'node:path';
+import { defaultConfig } from '../src/config.js';
+import { endOrphanedRun, LeftoverRuns } from '../src/daemon/orphans.js';
+import { thisHost } from '../src/daemon/sessions.js';
+import { Engine } from '../src/engine/engine.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
 import { isAlive } from './helpers/cairnProcess.js';
-import { waitFor } from './helpers/tmp.js';
+import { tempDir, waitFor } from './helpers/tmp.js';
 
 function sleeper(env: Record<string, string>) {
   const child = spawn('sleep', ['30'], { env: { ...process.env, ...env }, detached: true, stdio: 'ignore' });
@@ -26,6 +31,43 @@ describe('ending orphaned stage processes', () => {
       expect(isAlive(theirs.pid!)).toBe(true);
     } finally {
       for (const c of [mine, theirs]) if (isAlive(c.pid!)) process.kill(c.pid!, 'SIGKILL');
+    }
+  });
+
+  it('a resume pass ends the leftover runs of this host\'s dead sessions, each of them, and leaves another host\'s alone', async () => {
+    const dataDir = tempDir();
+    const store = openSqliteStore(path.join(dataDir, 'cairn.db'));
+    const sleepers: ReturnType<typeof sleeper>[] = [];
+    try {
+      const engine = new Engine(store, defaultConfig({}, dataDir));
+      const now = Date.now();
+      await store.createSession({ id: 'here', pid: 1, host: thisHost, at: now });
+      await store.createSession({ id: 'there', pid: 1, host: 'another-host', at: now });
+      const owners = ['here', 'here', 'there'];
+      const tasks: number[] = [];
+      for (const owner of owners) {
+        const { task } = await engine.start((await engine.submit({ request: `leased by ${owner}` }, 'test')).id, 'test');
+        const claim = (await store.claimRun(task.id, owner, now, 60_000))!;
+        sleepers.push(sleeper({ CAIRN_RUN_ID: claim.run.runId, CAIRN_DATA_DIR: dataDir }));
+        tasks.push(task.id);
+      }
+      const unclaimed = (await engine.start((await engine.submit({ request: 'no run yet' }, 'test')).id, 'test')).task;
+      await waitFor(() => sleepers.every((s) => isAlive(s.pid!)), { what: 'the leftover stages running' });
+      await store.endSession('here', 'crashed', now);
+      await store.endSession('there', 'crashed', now);
+
+      const leftovers = new LeftoverRuns(store, dataDir);
+      const interrupted = new Map((await store.findResumable(now)).map((t) => [t.id, t]));
+      expect([...interrupted.keys()]).toEqual(tasks);
+      const ended = [];
+      for (const id of tasks) ended.push((await leftovers.end(interrupted.get(id)!))?.runId ?? null);
+      expect(ended).toEqual([`${tasks[0]}.plan.1`, `${tasks[1]}.plan.1`, null]);
+      expect(await leftovers.end(unclaimed)).toBeNull();
+      await waitFor(() => !isAlive(sleepers[0].pid!) && !isAlive(sleepers[1].pid!), { what: "this host's leftover stages ended" });
+      expect(isAlive(sleepers[2].pid!)).toBe(true); // another host's run: that host ends it
+    } finally {
+      for (const s of sleepers) if (isAlive(s.pid!)) process.kill(s.pid!, 'SIGKILL');
+      await store.close();
     }
   });
 });

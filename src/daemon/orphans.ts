@@ -15,37 +15,43 @@ export interface RunMark {
   dataDir: string;
 }
 
-/** Whether the process `pid` carries this run's mark (Linux /proc); null when it cannot tell. */
-function carriesRunId(pid: number, mark: RunMark): boolean | null {
+/**
+ * The run mark process `pid` carries in its environment (Linux /proc): null when it carries none, or
+ * when it cannot be read (gone, or another user's).
+ */
+function runMarkOf(pid: number): RunMark | null {
+  let env: string[];
   try {
-    const env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-    return env.includes(`CAIRN_RUN_ID=${mark.runId}`) && env.includes(`CAIRN_DATA_DIR=${mark.dataDir}`);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? null : false;
+    env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+  } catch {
+    return null;
   }
+  const valueOf = (name: string) => env.find((v) => v.startsWith(`${name}=`))?.slice(name.length + 1);
+  const runId = valueOf('CAIRN_RUN_ID');
+  const dataDir = valueOf('CAIRN_DATA_DIR');
+  return runId === undefined || dataDir === undefined ? null : { runId, dataDir };
 }
 
-/** This installation's stage processes on this host by run id, read once from every process's environment (Linux /proc). */
+function carriesRunId(pid: number, mark: RunMark): boolean {
+  const carried = runMarkOf(pid);
+  return carried !== null && carried.runId === mark.runId && carried.dataDir === mark.dataDir;
+}
+
+/** This installation's stage processes on this host by run id, read once from every process's environment. */
 function processesByRunId(dataDir: string): Map<string, number[]> {
   const byRun = new Map<string, number[]>();
   let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {
-    return byRun;
+    return byRun; // not Linux: the recorded process group is all there is to go on
   }
   for (const entry of entries) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
-    let env: string[];
-    try {
-      env = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-    } catch {
-      continue; // gone, or not ours to read
-    }
-    const runId = env.find((v) => v.startsWith('CAIRN_RUN_ID='))?.slice('CAIRN_RUN_ID='.length);
-    if (runId === undefined || !env.includes(`CAIRN_DATA_DIR=${dataDir}`)) continue;
-    byRun.set(runId, [...(byRun.get(runId) ?? []), pid]);
+    const mark = runMarkOf(pid);
+    if (mark === null || mark.dataDir !== dataDir) continue;
+    byRun.set(mark.runId, [...(byRun.get(mark.runId) ?? []), pid]);
   }
   return byRun;
 }
@@ -69,7 +75,7 @@ function sigkill(pid: number): boolean {
 export function endOrphanedRun(run: Pick<StageRunRecord, 'pgid' | 'runId'>, dataDir: string, carrying?: Map<string, number[]>): boolean {
   const mark = { runId: run.runId, dataDir };
   let signalled = false;
-  if (run.pgid && run.pgid > 1 && carriesRunId(run.pgid, mark) === true) signalled = sigkill(-run.pgid);
+  if (run.pgid && run.pgid > 1 && carriesRunId(run.pgid, mark)) signalled = sigkill(-run.pgid);
   for (const pid of (carrying ?? processesByRunId(dataDir)).get(run.runId) ?? []) signalled = sigkill(pid) || signalled;
   return signalled;
 }
