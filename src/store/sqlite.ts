@@ -274,7 +274,6 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** A row read with its dependencies: every statement that reads tasks selects them (withDependencies). */
   /** A filter's statement, prepared once: there are only a few shapes of filter. */
   private listStatement(sql: string): Database.Statement {
     let statement = this.listStatements.get(sql);
@@ -588,8 +587,6 @@ export class SqliteStore implements Store {
     }
     const snapshot = JSON.stringify(w.snapshot);
     const claim = this.claims.nextRun(w, round, guard.priority_rank);
-    // A run left for dispatch may be one a later write of this batch must yield to.
-    if (w.nextRun && !claim) round.waitingRank = undefined;
     const lease = claim ? { owner: claim.session_id, expiresAt: w.at + w.claimFor!.leaseMs } : null;
     const task = this.taskUpdate.run(w, guard, snapshot, lease);
     for (const name of w.checkpoints) this.stmt.insertCheckpoint.run(w.taskId, name, seq, w.to, snapshot, w.at);

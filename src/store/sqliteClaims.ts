@@ -55,11 +55,19 @@ export class SqliteClaims {
   /**
    * Inserts the run `w.claimFor` asks to claim with the write, when it is due, the session may claim,
    * and no run of a higher-priority task waits for a slot: that one gets the slot through dispatch.
-   * The caller's UPDATE of the task row then takes the lease.
+   * The caller's UPDATE of the task row then takes the lease. A run left for dispatch may be one a
+   * later write of the round must yield to, so the round's best waiting priority is read again then.
    */
   nextRun(w: TransitionWrite, round: ClaimRound, priorityRank: number): RunRow | null {
-    const next = w.nextRun;
-    if (!w.claimFor || !next || (next.notBefore !== null && next.notBefore > w.at)) return null;
+    if (!w.nextRun) return null;
+    const claimed = this.claimNext(w, round, priorityRank);
+    if (!claimed) round.waitingRank = undefined;
+    return claimed;
+  }
+
+  private claimNext(w: TransitionWrite, round: ClaimRound, priorityRank: number): RunRow | null {
+    const next = w.nextRun!;
+    if (!w.claimFor || (next.notBefore !== null && next.notBefore > w.at)) return null;
     if (priorityRank > 0) {
       // null, not undefined, when nothing waits: that answer is kept too.
       if (round.waitingRank === undefined) round.waitingRank = (this.stmt.waitingRank.get(round.at) as number | undefined) ?? null;
