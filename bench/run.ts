@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CairnError, toError, UsageError } from '../src/errors.js';
 import { printHistory, recordRun } from './history.js';
 import { engineScenarios } from './scenarios/engine.js';
 import { limitScenario } from './scenarios/limit.js';
@@ -63,9 +64,6 @@ const USAGE = `usage: npm run bench [-- --quick] [-- --store sqlite|postgres] [-
   --store postgres  adds the PostgreSQL scenarios (sqlite, the default, runs without them)
   --only=names      runs only these scenarios (${Object.keys(SCENARIOS).join(', ')}); limit always runs, the others are ratios of it
   --history         prints the figures of earlier runs instead of running`;
-
-/** A usage error: printed with the usage, exit code 2. */
-class UsageError extends Error {}
 
 function parseOptions() {
   let values;
@@ -121,11 +119,7 @@ async function main(): Promise<void> {
 try {
   await main();
 } catch (e) {
-  if (e instanceof UsageError) {
-    console.error(`bench: ${e.message}\n${USAGE}`);
-    process.exitCode = 2;
-  } else {
-    console.error(`bench: ${(e as Error).message}`);
-    process.exitCode = 1;
-  }
+  const error = toError(e);
+  console.error(`bench: ${error.message}${error instanceof UsageError ? `\n${USAGE}` : ''}`);
+  process.exitCode = error instanceof CairnError ? error.exitCode : 1;
 }
