@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `cairn` command as commander parses it: every verb, help and usage errors. src/cairn.ts runs a
  * well-formed read command without it and hands everything else here. Each verb's module loads only
