@@ -62,7 +62,8 @@ const SCENARIOS: Record<string, (o: BenchOptions) => Promise<Row[]>> = {
 const USAGE = `usage: npm run bench [-- --quick] [-- --store sqlite|postgres] [-- --only=name,name] [-- --history]
   --quick           smaller sizes: a smoke run of under a minute
   --store postgres  adds the PostgreSQL scenarios (sqlite, the default, runs without them)
-  --only=names      runs only these scenarios (${Object.keys(SCENARIOS).join(', ')}); limit always runs, the others are ratios of it
+  --only=names      runs only these scenarios (${Object.keys(SCENARIOS).join(', ')}); limit always runs, the others are ratios of it;
+                    peer is a ratio of engine's throughput, so it needs engine in the same run
   --history         prints the figures of earlier runs instead of running`;
 
 function parseOptions() {
@@ -88,6 +89,10 @@ function parseOptions() {
   const unknown = only?.filter((name) => !(name in SCENARIOS)) ?? [];
   if (unknown.length) throw new UsageError(`--only: no scenario named ${unknown.join(', ')}; the scenarios are ${Object.keys(SCENARIOS).join(', ')}`);
   if (only?.includes('postgres') && store !== 'postgres') throw new UsageError('--only=postgres needs --store postgres');
+  // The peer's target is a ratio of cairn's throughput, which the engine scenario measures in the same run.
+  if (only?.includes('peer') && !only.includes('engine')) {
+    throw new UsageError('--only=peer is judged against the engine scenario\'s throughput of the same run: add engine, e.g. --only=engine,peer');
+  }
   return { store, only, quick: values.quick ?? false, history: values.history ?? false, help: values.help ?? false };
 }
 

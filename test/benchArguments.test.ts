@@ -28,6 +28,7 @@ describe('bench arguments', () => {
       [['--only=limit,typo'], 'bench: --only: no scenario named typo; the scenarios are limit, engine, peer, process, postgres'],
       [['--store', 'mysql'], 'bench: --store mysql: the bench knows the stores sqlite (the default) and postgres'],
       [['--only=postgres'], 'bench: --only=postgres needs --store postgres'],
+      [['--only=peer'], 'bench: --only=peer is judged against the engine scenario\'s throughput of the same run: add engine'],
     ];
     for (const [args, message] of cases) {
       const r = bench(...args);
