@@ -942,6 +942,31 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       await expect(stale).rejects.toBeInstanceOf(StageResultRefused);
     });
 
+    it('listOpenRuns lists every task\'s started and unended runs, and no run that has an outcome', async () => {
+      const engine = engineFor(store, db);
+      const running = await runningTask(engine);
+      const finished = await runningTask(engine);
+      const interrupted = await runningTask(engine);
+      const other = await runningTask(engine);
+      const claims = new Map<number, Awaited<ReturnType<Store['claimRun']>>>();
+      for (const t of [running, finished, interrupted]) claims.set(t.id, await store.claimRun(t.id, 'sess-a', now, LEASE_MS));
+      claims.set(other.id, await store.claimRun(other.id, 'sess-b', now, LEASE_MS));
+      await succeedNextStage(engine, store, (await runningTask(engine)).id, { steps: [] });
+      await engine.recordStageResult(
+        finished.id,
+        { type: 'STAGE_SUCCEEDED', stage: 'plan', attempt: 1, output: 'done', at: now },
+        'test',
+        claims.get(finished.id)!.lease.token,
+      );
+      await store.endSession('sess-a', 'crashed', now);
+      await engine.resume(interrupted.id, 'daemon:test', async () => false);
+
+      const open = await store.listOpenRuns();
+      expect(open).toEqual([claims.get(running.id)!.run, claims.get(other.id)!.run]);
+      // The same records one task's runs read gives.
+      expect(open[0]).toEqual((await store.getStageRuns(running.id))[0]);
+    });
+
     it('re-checks the lease it judged dead: a task another daemon resumed and claimed meanwhile is left alone', async () => {
       const daemon = await db.open();
       const cliEngine = engineFor(store, db);

@@ -82,11 +82,12 @@ export function endOrphanedRun(run: Pick<StageRunRecord, 'pgid' | 'runId'>, data
 
 /**
  * Ends what interrupted tasks' open runs left running on this host (a run from another host is that
- * host's to end). One per resume pass: the sessions' hosts and this host's processes are read once
- * for all its tasks, not once per task (a restart after a crash may resume thousands).
+ * host's to end). One per resume pass: the sessions' hosts, the open runs and this host's processes
+ * are read once for all its tasks, not once per task (a restart after a crash may resume thousands).
  */
 export class LeftoverRuns {
   private hosts?: Promise<Map<string, string>>;
+  private openRuns?: Promise<Map<number, StageRunRecord>>;
   private carrying?: Map<string, number[]>;
 
   constructor(
@@ -101,7 +102,10 @@ export class LeftoverRuns {
     // The open run is the lease holder's: a task leased by another host's session is not ours to read.
     const leaseHost = task.lease ? hosts.get(task.lease.owner) : undefined;
     if (leaseHost !== undefined && leaseHost !== thisHost) return null;
-    const open = (await this.store.getStageRuns(task.id)).find((r) => r.outcome === null);
+    // Read once for the pass, like the hosts: a task the pass resumes was interrupted before the pass
+    // began, so its open run is already there; a run opened later belongs to a live session.
+    this.openRuns ??= this.store.listOpenRuns().then((runs) => new Map(runs.map((r) => [r.taskId, r])));
+    const open = (await this.openRuns).get(task.id);
     // Without a recorded group (the daemon died between spawn and recording it) the run id still finds them.
     if (!open) return null;
     const owner = hosts.get(open.sessionId);

@@ -446,6 +446,12 @@ export class PostgresStore implements Store {
     return rows.map(toRun);
   }
 
+  async listOpenRuns(): Promise<StageRunRecord[]> {
+    const rows = await this.query<RunRow>('reading the open stage runs', 'SELECT * FROM stage_runs WHERE outcome IS NULL ORDER BY task_id, started_at');
+    return rows.map(toRun);
+  }
+
+
   async countByStatus(): Promise<Record<string, number>> {
     const rows = await this.query<{ status: string; n: number }>(
       'counting tasks',

@@ -248,6 +248,7 @@ export class SqliteStore implements Store {
       history: 'SELECT seq, from_state, to_state, event, actor, at FROM transitions WHERE task_id = ? ORDER BY seq',
       checkpoints: 'SELECT name, seq, state, snapshot, at FROM checkpoints WHERE task_id = ? ORDER BY id',
       stageRuns: 'SELECT * FROM stage_runs WHERE task_id = ? ORDER BY started_at, stage, attempt',
+      openRuns: 'SELECT * FROM stage_runs WHERE outcome IS NULL ORDER BY task_id, started_at',
       countByStatus: 'SELECT status, count(*) AS n FROM tasks GROUP BY status',
       // INDEXED BY: left to itself the planner reads every pending task through tasks_state and sorts
       // them all for each dispatch round (~0.5 ms per 1,000 pending); the partial index is already in order.
@@ -501,6 +502,10 @@ export class SqliteStore implements Store {
 
   async getStageRuns(taskId: number): Promise<StageRunRecord[]> {
     return (this.stmt.stageRuns.all(taskId) as RunRow[]).map(toRun);
+  }
+
+  async listOpenRuns(): Promise<StageRunRecord[]> {
+    return (this.stmt.openRuns.all() as RunRow[]).map(toRun);
   }
 
   async countByStatus(): Promise<Record<string, number>> {

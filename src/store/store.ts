@@ -229,6 +229,8 @@ export interface Store {
   getHistory(taskId: number): Promise<TransitionRecord[]>;
   getCheckpoints(taskId: number): Promise<CheckpointRecord[]>;
   getStageRuns(taskId: number): Promise<StageRunRecord[]>;
+  /** Every task's runs that have started and not ended (no outcome), by task. */
+  listOpenRuns(): Promise<StageRunRecord[]>;
   countByStatus(): Promise<Record<string, number>>;
 
   /** Commits the writes in one transaction; each is checked on its own (version, fencing) and reported. */
