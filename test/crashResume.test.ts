@@ -1,4 +1,6 @@
+import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { replayHistory } from '../src/engine/replay.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
@@ -31,6 +33,22 @@ async function expectConsistent(ws: Workspace) {
   }
 }
 
+/** A task as a (snapshot) database file holds it: state, lease holder, event types, open runs. */
+function beforeResume(file: string, id: number) {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const task = db.prepare('SELECT state, lease_owner FROM tasks WHERE id = ?').get(id) as { state: string; lease_owner: string | null };
+    return {
+      state: task.state,
+      leaseOwner: task.lease_owner,
+      events: db.prepare('SELECT event_type FROM transitions WHERE task_id = ? ORDER BY seq').pluck().all(id),
+      openRuns: db.prepare('SELECT stage, attempt FROM stage_runs WHERE task_id = ? AND outcome IS NULL').raw().all(id),
+    };
+  } finally {
+    db.close();
+  }
+}
+
 describe('crash recovery with real processes', () => {
   it('kill -9 in the middle of a stage: the next start re-runs it as attempt 2 and the task completes', async () => {
     const ws = new Workspace(tempDir());
@@ -51,6 +69,14 @@ describe('crash recovery with real processes', () => {
       await second.waitForLog(new RegExp(`ended process group ${interrupted.pid}`));
       await waitFor(() => ws.show(id).state === 'completed', { what: 'completed after resume' });
       expect(isAlive(interrupted.pid)).toBe(false);
+      // The startup snapshot is written while the daemon resumes, yet holds the moment before: restoring it undoes the resume.
+      const { snapshot } = await second.waitForLog(/^startup snapshot \S+ taken/);
+      expect(beforeResume(path.join(ws.dataDir, 'snapshots', `${snapshot}.db`), id)).toEqual({
+        state: 'implementing',
+        leaseOwner: resumable[0].session,
+        events: ['SUBMIT', 'START', 'STAGE_SUCCEEDED'],
+        openRuns: [['implement', 1]],
+      });
     } finally {
       await second.kill('SIGTERM');
     }

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { listSnapshots, snapshotFile } from '../src/snapshots/catalog.js';
+import { copyDatabase } from '../src/snapshots/copyDatabase.js';
 import { takeSnapshot } from '../src/snapshots/takeSnapshot.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { Workspace } from './helpers/cairnProcess.js';
@@ -110,6 +111,42 @@ describe('snapshots', () => {
     } finally {
       child.kill('SIGKILL');
       await exited;
+    }
+  });
+
+  it('a copy of a large database lets its own process go on committing, and holds the moment it began', async () => {
+    const dir = tempDir();
+    const dbFile = path.join(dir, 'state', 'cairn.db');
+    // About 20 MB, so the copy takes several backup steps.
+    await seedTasks(dbFile, Array.from({ length: 1500 }, (_, i) => `seed ${i} ${'x'.repeat(6144)}`));
+    const store = openSqliteStore(dbFile, { durability: 'normal' });
+    try {
+      const engine = new Engine(store, defaultConfig({}, path.dirname(dbFile)));
+      let pinnedAfter = -1;
+      let committed = 0;
+      const partial = path.join(dir, 'copy.db.partial');
+      const copying = copyDatabase(dbFile, path.join(dir, 'copy.db'), 'normal', { onPinned: () => (pinnedAfter = committed) });
+      let isCopying = true;
+      void copying.finally(() => (isCopying = false));
+      // The daemon's loop, in short: a transition committed on each turn of the event loop, while the
+      // copy is seen growing between turns.
+      const sizesSeen = new Set<number>();
+      while (isCopying) {
+        await engine.submit({ request: `during the copy ${committed}` }, 'test');
+        committed++;
+        if (existsSync(partial)) sizesSeen.add(statSync(partial).size);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const copy = await copying;
+      // Copied in one synchronous step, the file went from empty to whole with no turn in between.
+      const between = [...sizesSeen].filter((size) => size > 0 && size < copy.sizeBytes);
+      expect(between.length).toBeGreaterThanOrEqual(2);
+      expect(pinnedAfter).toBe(0);
+      expect(copy.tasks).toBe(1500);
+      expect(taskIds(copy.file)).toHaveLength(1500);
+      expect(taskIds(dbFile)).toHaveLength(1500 + committed);
+    } finally {
+      await store.close();
     }
   });
 

@@ -17,7 +17,7 @@ import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/stor
 import { wallClock } from './clock.js';
 import { carryOutRun, type RunContext } from './carryOutRun.js';
 import { crashPoint } from './crashPoints.js';
-import { takeStartupSnapshot } from '../snapshots/snapshotSchedule.js';
+import { beginStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { LeftoverRuns } from './orphans.js';
 import { markGoneSessions, thisHost } from './sessions.js';
@@ -95,6 +95,9 @@ export class Daemon extends EventEmitter {
   private heartbeatRunner: Heartbeat | null = null;
   private lastChangeMarker = -1;
   private starting: Promise<StartReport> | null = null;
+  /** The startup snapshot being written; settles when it is recorded (or failed, logged). */
+  private startupSnapshot: Promise<unknown> = Promise.resolve();
+  private isWritingStartupSnapshot = false;
 
   constructor(private readonly options: DaemonOptions) {
     super();
@@ -142,11 +145,16 @@ export class Daemon extends EventEmitter {
     for (const s of crashedSessions) {
       this.logger.warn({ session: s.id, pid: s.pid, host: s.host, status: s.status }, `session ${s.id} (pid ${s.pid}) ended without stopping; marked ${s.status}`);
     }
-    // Validates the cron expressions before anything else starts; taken before resuming, so a resume can be undone.
+    // Validates the cron expressions before anything else starts. The startup snapshot copies the
+    // moment before resuming, so a resume can be undone; the copy is written while the daemon runs.
     // `cairn run` (only some tasks) leaves snapshots and the cycle command to `cairn start`.
     const upkeep = this.only === null;
     this.heartbeatRunner = new Heartbeat({ store: this.store, config: this.config, engine: this.engine, logger: this.logger, now: this.now, host: this.heartbeatHost(), upkeep });
-    if (upkeep) await takeStartupSnapshot({ store: this.store, config: this.config, logger: this.logger, now });
+    if (upkeep) {
+      const { done } = await beginStartupSnapshot({ store: this.store, config: this.config, logger: this.logger, now });
+      this.isWritingStartupSnapshot = true;
+      this.startupSnapshot = done.finally(() => (this.isWritingStartupSnapshot = false));
+    }
     this.session = await this.store.createSession({ id: randomUUID(), pid: process.pid, host: thisHost, at: now });
     this.actor = `daemon:${this.session.id.slice(0, 8)}`;
     this.store.checkpointInBackground?.((message) => this.logger.warn(`${message}; commits checkpoint the WAL themselves again`));
@@ -252,9 +260,13 @@ export class Daemon extends EventEmitter {
 
   private heartbeatHost(): HeartbeatHost {
     const session = () => this.session?.id ?? null;
+    const writingSnapshot = () => this.isWritingStartupSnapshot;
     return {
       get sessionId() {
         return session();
+      },
+      get isWritingStartupSnapshot() {
+        return writingSnapshot();
       },
       runningForMs: (taskId: number) => {
         const entry = this.running.get(taskId);
@@ -477,6 +489,8 @@ export class Daemon extends EventEmitter {
       }
     }
     while (this.isTicking) await sleep(5);
+    // A stop soon after start finishes the startup snapshot rather than leave it half written.
+    await this.startupSnapshot;
     if (this.session) await this.store.endSession(this.session.id, 'stopped', this.now());
     for (const service of this.options.services ?? []) {
       try {

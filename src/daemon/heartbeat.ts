@@ -43,6 +43,8 @@ export interface HeartbeatHost {
   replaceLostSession(): Promise<{ lost: string; replacement: string }>;
   /** Resumes tasks gone sessions left, as the daemon's resume policy allows; returns their ids. */
   resumeInterrupted(): Promise<number[]>;
+  /** Whether the startup snapshot is still being written (it counts as the scheduled one once recorded). */
+  readonly isWritingStartupSnapshot?: boolean;
 }
 
 export interface HeartbeatOptions {
@@ -323,6 +325,7 @@ export class Heartbeat {
 
     snapshot: async () => {
       if (!this.db) return { skipped: 'snapshots are a SQLite feature' };
+      if (this.options.host?.isWritingStartupSnapshot) return { skipped: 'the startup snapshot is still being written' };
       const now = this.now();
       const { snapshotsDir } = locationsOf(this.config);
       const lastAuto = listSnapshots(snapshotsDir).find((s) => AUTOMATIC_KINDS.includes(s.kind)) ?? null;

@@ -26,20 +26,33 @@ export function nextSnapshotAt(cron: string, lastAuto: Pick<SnapshotRecord, 'cre
   return isSnapshotDue(cron, lastAuto, now) ? now : nextTick(cron, now);
 }
 
-/** Takes the `startup` snapshot (DESIGN §5: every resume can be undone). Logs; never throws. */
-export async function takeStartupSnapshot(options: { store: Store; config: Config; logger: Logger; now: number }): Promise<SnapshotRecord | null> {
+/**
+ * Starts the `startup` snapshot (DESIGN §5: every resume can be undone) and resolves as soon as the
+ * moment it copies is fixed, so the daemon resumes and dispatches while the copy is written: a start
+ * no longer waits for a copy of the whole database. `done` settles when the snapshot is recorded
+ * (null when it was not taken); it logs and never rejects.
+ */
+export async function beginStartupSnapshot(options: { store: Store; config: Config; logger: Logger; now: number }): Promise<{ done: Promise<SnapshotRecord | null> }> {
   const { config, logger } = options;
-  if (!config.snapshots.onStart || !sqliteDbOf(options.store)) return null;
-  try {
-    const { takeSnapshot } = await import('./takeSnapshot.js');
-    const snapshot = await takeSnapshot({ ...locationsOf(config), kind: 'startup', now: options.now, durability: config.durability });
-    logger.info(
-      { snapshot: snapshot.name, ms: snapshot.ms, sizeBytes: snapshot.sizeBytes, tasks: snapshot.tasks },
-      `startup snapshot ${snapshot.name} taken (${snapshot.tasks} tasks, ${snapshot.ms} ms); \`cairn restore ${snapshot.name}\` undoes what this start does`,
-    );
-    return snapshot;
-  } catch (e) {
-    logger.error({ err: toError(e) }, `the startup snapshot failed: ${toError(e).message}; starting anyway`);
-    return null;
-  }
+  if (!config.snapshots.onStart || !sqliteDbOf(options.store)) return { done: Promise.resolve(null) };
+  let release!: () => void;
+  const pinned = new Promise<void>((resolve) => (release = resolve));
+  const done = (async () => {
+    try {
+      const { takeSnapshot } = await import('./takeSnapshot.js');
+      const snapshot = await takeSnapshot({ ...locationsOf(config), kind: 'startup', now: options.now, durability: config.durability, onPinned: release });
+      logger.info(
+        { snapshot: snapshot.name, ms: snapshot.ms, sizeBytes: snapshot.sizeBytes, tasks: snapshot.tasks },
+        `startup snapshot ${snapshot.name} taken (${snapshot.tasks} tasks, ${snapshot.ms} ms); \`cairn restore ${snapshot.name}\` undoes what this start does`,
+      );
+      return snapshot;
+    } catch (e) {
+      logger.error({ err: toError(e) }, `the startup snapshot failed: ${toError(e).message}; starting anyway`);
+      return null;
+    } finally {
+      release(); // failed before its moment was fixed: nothing to wait for
+    }
+  })();
+  await pinned;
+  return { done };
 }

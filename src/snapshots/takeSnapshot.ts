@@ -18,6 +18,8 @@ export interface TakeSnapshotOptions {
   now: number;
   /** The config's durability: "normal" skips the fsyncs, as the database itself does. */
   durability?: 'full' | 'normal';
+  /** Called once the moment copied is fixed (see copyDatabase). */
+  onPinned?: () => void;
 }
 
 /**
@@ -43,7 +45,7 @@ export async function takeSnapshot(options: TakeSnapshotOptions): Promise<Snapsh
   // A NAME.db without its record was left by a snapshot killed before recording it: not a snapshot.
   const leftover = path.join(snapshotsDir, `${name}.db`);
   if (existsSync(leftover)) unlinkSync(leftover);
-  const copy = await copyDatabase(options.dbFile, path.join(snapshotsDir, `${name}.db`), options.durability);
+  const copy = await copyDatabase(options.dbFile, path.join(snapshotsDir, `${name}.db`), options.durability, { onPinned: options.onPinned });
   const record: SnapshotRecord = {
     name,
     kind,
