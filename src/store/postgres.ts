@@ -451,7 +451,6 @@ export class PostgresStore implements Store {
     return rows.map(toRun);
   }
 
-
   async countByStatus(): Promise<Record<string, number>> {
     const rows = await this.query<{ status: string; n: number }>(
       'counting tasks',
