@@ -21,6 +21,14 @@ export async function recordRun(run: { at: number; version: string; quick: boole
   }
 }
 
+/**
+ * What a row measures, the same from run to run: its metric without the parenthesised figures of
+ * that run (sample count, the runs behind a median, a p50 beside a p99).
+ */
+function measureOf(metric: string): string {
+  return metric.replace(/\s+\([^)]*\)/g, '');
+}
+
 export async function printHistory(): Promise<void> {
   const store = await openBenchStore();
   try {
@@ -35,7 +43,7 @@ export async function printHistory(): Promise<void> {
     const parsed = runs.map((r) => {
       const byKey = new Map<string, Row>();
       for (const row of JSON.parse(r.rows) as Row[]) {
-        const key = `${row.scenario} ${row.durability} ${row.metric.replace(/,? ?\(?n=\d+\)?/, '')}`;
+        const key = `${row.scenario} ${row.durability} ${measureOf(row.metric)}`;
         keys.set(key, row.unit);
         byKey.set(key, row);
       }
