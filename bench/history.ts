@@ -2,7 +2,7 @@
 import { loadConfig } from '../src/config.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { sqlitePath } from '../src/store/openStore.js';
-import type { Row } from './stats.js';
+import { formatValue, type Row } from './stats.js';
 
 async function openBenchStore() {
   const config = await loadConfig();
@@ -52,7 +52,7 @@ export async function printHistory(): Promise<void> {
     for (const [key, unit] of keys) {
       const values = parsed.map((r) => {
         const row = r.byKey.get(key);
-        return row ? `${row.value.toPrecision(4)}${r.quick ? 'q' : ''}` : '—';
+        return row ? `${formatValue(row.value)}${r.quick ? 'q' : ''}` : '—';
       });
       console.log(`${key.padEnd(70)} ${values.join('  ')} ${unit}`);
     }

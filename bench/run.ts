@@ -17,7 +17,7 @@ import { limitScenario } from './scenarios/limit.js';
 import { peerScenario } from './scenarios/peer.js';
 import { postgresScenario } from './scenarios/postgres.js';
 import { processScenarios } from './scenarios/process.js';
-import type { BenchOptions, Row } from './stats.js';
+import { formatValue, type BenchOptions, type Row } from './stats.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -30,19 +30,12 @@ function version(): string {
   }
 }
 
-function format(value: number): string {
-  if (!Number.isFinite(value)) return String(value);
-  if (value >= 100) return value.toFixed(0);
-  if (value >= 1) return value.toFixed(2);
-  return value.toPrecision(3);
-}
-
 function printTable(rows: Row[]): void {
   const table = [['scenario', 'durability', 'metric', 'value', 'unit', 'target', 'held'], ...rows.map((r) => [
     r.scenario,
     r.durability,
     r.metric,
-    format(r.value),
+    formatValue(r.value),
     r.unit,
     r.target,
     r.held === null ? '' : r.held ? 'yes' : 'NO',

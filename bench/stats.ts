@@ -30,6 +30,14 @@ export function summarize(samplesMs: number[]) {
   return { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), p999: percentile(sorted, 99.9), max: sorted.at(-1)! };
 }
 
+/** A figure as the table and the history print it: whole above 100, two decimals above 1, else three digits. */
+export function formatValue(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (value >= 100) return value.toFixed(0);
+  if (value >= 1) return value.toFixed(2);
+  return value.toPrecision(3);
+}
+
 export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
