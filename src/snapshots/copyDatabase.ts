@@ -69,7 +69,9 @@ export function fsyncPath(p: string): void {
  * copy to a self-contained rollback journal (no -wal/-shm needed to open it read-only), fsync, mode
  * 0600, then rename into place. The destination directory must exist. Returns the copy's checksum
  * and the live task count at the copied moment. `durability` follows the config: with "normal" (the
- * database itself survives process crashes, not power loss) the copy is not fsynced either.
+ * database itself survives process crashes, not power loss) cairn adds no fsync of its own (the
+ * driver's backup still syncs the copy once as it finishes: it opens the destination itself, with
+ * SQLite's default synchronous; on a 159 MB copy that last step is about 150 ms of the 236 ms stall).
  * `onPinned` is called once the moment copied is fixed: nothing committed after it is in the copy.
  */
 export async function copyDatabase(
