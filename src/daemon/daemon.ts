@@ -95,9 +95,8 @@ export class Daemon extends EventEmitter {
   private heartbeatRunner: Heartbeat | null = null;
   private lastChangeMarker = -1;
   private starting: Promise<StartReport> | null = null;
-  /** The startup snapshot being written; settles when it is recorded (or failed, logged). */
-  private startupSnapshot: Promise<unknown> = Promise.resolve();
-  private isWritingStartupSnapshot = false;
+  /** The startup snapshot while it is being written (null once recorded, or failed and logged). */
+  private startupSnapshot: Promise<unknown> | null = null;
 
   constructor(private readonly options: DaemonOptions) {
     super();
@@ -152,8 +151,7 @@ export class Daemon extends EventEmitter {
     this.heartbeatRunner = new Heartbeat({ store: this.store, config: this.config, engine: this.engine, logger: this.logger, now: this.now, host: this.heartbeatHost(), upkeep });
     if (upkeep) {
       const { done } = await beginStartupSnapshot({ store: this.store, config: this.config, logger: this.logger, now });
-      this.isWritingStartupSnapshot = true;
-      this.startupSnapshot = done.finally(() => (this.isWritingStartupSnapshot = false));
+      this.startupSnapshot = done.finally(() => (this.startupSnapshot = null));
     }
     this.session = await this.store.createSession({ id: randomUUID(), pid: process.pid, host: thisHost, at: now });
     this.actor = `daemon:${this.session.id.slice(0, 8)}`;
@@ -260,7 +258,7 @@ export class Daemon extends EventEmitter {
 
   private heartbeatHost(): HeartbeatHost {
     const session = () => this.session?.id ?? null;
-    const writingSnapshot = () => this.isWritingStartupSnapshot;
+    const writingSnapshot = () => this.startupSnapshot !== null;
     return {
       get sessionId() {
         return session();
