@@ -34,7 +34,7 @@ async function expectConsistent(ws: Workspace) {
 }
 
 /** A task as a (snapshot) database file holds it: state, lease holder, event types, open runs. */
-function beforeResume(file: string, id: number) {
+function readTaskFrom(file: string, id: number) {
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const task = db.prepare('SELECT state, lease_owner FROM tasks WHERE id = ?').get(id) as { state: string; lease_owner: string | null };
@@ -71,7 +71,7 @@ describe('crash recovery with real processes', () => {
       expect(isAlive(interrupted.pid)).toBe(false);
       // The startup snapshot is written while the daemon resumes, yet holds the moment before: restoring it undoes the resume.
       const { snapshot } = await second.waitForLog(/^startup snapshot \S+ taken/);
-      expect(beforeResume(path.join(ws.dataDir, 'snapshots', `${snapshot}.db`), id)).toEqual({
+      expect(readTaskFrom(path.join(ws.dataDir, 'snapshots', `${snapshot}.db`), id)).toEqual({
         state: 'implementing',
         leaseOwner: resumable[0].session,
         events: ['SUBMIT', 'START', 'STAGE_SUCCEEDED'],

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultConfig, type ConfigFile } from '../src/config.js';
 import { nextTick, previousTick } from '../src/daemon/cronTicks.js';
-import { Heartbeat } from '../src/daemon/heartbeat.js';
+import { Heartbeat, type HeartbeatHost } from '../src/daemon/heartbeat.js';
 import { Engine } from '../src/engine/engine.js';
 import { listSnapshots, timestampedName } from '../src/snapshots/catalog.js';
 import { applyRetention, planRetention } from '../src/snapshots/retention.js';
@@ -41,14 +41,14 @@ function fastDir(): string {
   }
 }
 
-function setup(config: ConfigFile) {
+function setup(config: ConfigFile, host?: HeartbeatHost) {
   const dir = fastDir();
   const cfg = defaultConfig({ dataDir: path.join(dir, 'state'), ...config }, dir);
   const store = openSqliteStore(path.join(cfg.dataDir, 'cairn.db'), { durability: 'normal' });
   let now = T0;
   const clock = () => now;
   const engine = new Engine(store, cfg, clock);
-  const heartbeat = new Heartbeat({ store, config: cfg, engine, logger: pino({ level: 'silent' }), now: clock });
+  const heartbeat = new Heartbeat({ store, config: cfg, engine, logger: pino({ level: 'silent' }), now: clock, host });
   return {
     cfg,
     store,
@@ -124,6 +124,28 @@ describe('retention with an injected clock', () => {
     t.setNow(T0 + 11 * HOUR + 5 * 60_000);
     const later = (await t.heartbeat.runCycle())!;
     expect(later.parts.find((p) => p.name === 'snapshot')!.detail).toMatchObject({ name: timestampedName('hourly', T0 + 11 * HOUR + 5 * 60_000) });
+    await t.store.close();
+  });
+
+  it('while the startup snapshot is still being written, a due hourly copy waits for the next cycle', async () => {
+    let isWriting = true;
+    const host: HeartbeatHost = {
+      sessionId: null,
+      runningForMs: () => undefined,
+      replaceLostSession: () => Promise.reject(new Error('no session in this test')),
+      resumeInterrupted: async () => [],
+      get isWritingStartupSnapshot() {
+        return isWriting;
+      },
+    };
+    const t = setup({}, host);
+    t.setNow(T0 + 10 * HOUR + 5 * 60_000); // due: no automatic snapshot yet
+    const during = (await t.heartbeat.runCycle())!;
+    expect(during.parts.find((p) => p.name === 'snapshot')!.skipped).toBe('the startup snapshot is still being written');
+    expect(listSnapshots(t.snapshotsDir)).toEqual([]);
+    isWriting = false;
+    const after = (await t.heartbeat.runCycle())!;
+    expect(after.parts.find((p) => p.name === 'snapshot')!.detail).toMatchObject({ name: timestampedName('hourly', T0 + 10 * HOUR + 5 * 60_000) });
     await t.store.close();
   });
 });

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../src/config.js';
 import { Engine } from '../src/engine/engine.js';
+import { openCairn } from '../src/index.js';
 import { listSnapshots, snapshotFile } from '../src/snapshots/catalog.js';
 import { copyDatabase } from '../src/snapshots/copyDatabase.js';
 import { takeSnapshot } from '../src/snapshots/takeSnapshot.js';
@@ -148,6 +149,19 @@ describe('snapshots', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('a daemon stopped while its startup snapshot is still being written finishes and records it first', async () => {
+    const dir = tempDir();
+    const dataDir = path.join(dir, 'state');
+    // About 40 MB: the copy takes several turns of the event loop after start() has returned.
+    await seedTasks(path.join(dataDir, 'cairn.db'), Array.from({ length: 3000 }, (_, i) => `seed ${i} ${'x'.repeat(6144)}`));
+    const cairn = await openCairn({ dataDir, config: { views: false } });
+    await cairn.start({ pollMs: 50 });
+    await cairn.stop();
+    const snapshotsDir = path.join(dataDir, 'snapshots');
+    expect(listSnapshots(snapshotsDir).map((r) => [r.kind, r.tasks])).toEqual([['startup', 3000]]);
+    expect(readdirSync(snapshotsDir).filter((f) => f.endsWith('.partial'))).toEqual([]);
   });
 
   it('restore brings back exactly the snapshot\'s tasks; the pre-restore snapshot holds the others', async () => {
