@@ -50,6 +50,18 @@ async function latency(durability: Durability, samples: number) {
   });
 }
 
+/** Times `samples` reads of random task ids (1..tasks), in ms each; awaited alike, sync or not. */
+async function timeRandomReads(samples: number, tasks: number, read: (id: number) => unknown): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const id = 1 + Math.floor(Math.random() * tasks);
+    const t0 = nowMs();
+    await read(id);
+    times.push(nowMs() - t0);
+  }
+  return times;
+}
+
 async function reads(tasks: number, transitionsPerTask: number, samples: number) {
   return inFreshDir(async (dataDir) => {
     const snapshot = await realSnapshot(path.join(dataDir, 'template'));
@@ -57,22 +69,10 @@ async function reads(tasks: number, transitionsPerTask: number, samples: number)
     fillHistory(cairn.store as SqliteStore, snapshot, tasks, transitionsPerTask);
     const store = cairn.store;
     for (let i = 0; i < 500; i++) await store.getTask(1 + (i % tasks)); // warm-up
-    const getTimes: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      const id = 1 + Math.floor(Math.random() * tasks);
-      const t0 = nowMs();
-      await store.getTask(id);
-      getTimes.push(nowMs() - t0);
-    }
+    const getTimes = await timeRandomReads(samples, tasks, (id) => store.getTask(id));
     // The floor under get(id): the same point reads straight through better-sqlite3 on the same file.
     const raw = (store as SqliteStore).db.prepare('SELECT * FROM tasks WHERE id = ?');
-    const rawTimes: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      const id = 1 + Math.floor(Math.random() * tasks);
-      const t0 = nowMs();
-      raw.get(id);
-      rawTimes.push(nowMs() - t0);
-    }
+    const rawTimes = await timeRandomReads(samples, tasks, (id) => raw.get(id));
     const listTimes: number[] = [];
     const statuses = ['completed', 'failed', 'pending', 'awaiting_approval'] as const;
     for (let i = 0; i < Math.max(200, samples / 10); i++) {
