@@ -34,9 +34,13 @@ export async function findStuckTasks(
   ranForMs: (taskId: number) => number | undefined = () => undefined,
 ): Promise<HealthFlag[]> {
   const flags: HealthFlag[] = [];
-  for (const task of await store.listTasks({ status: 'in_progress' })) {
+  const tasks = await store.listTasks({ status: 'in_progress' });
+  // One read of every open run, not one per task: this runs on every heartbeat, with every stage in
+  // flight. Read after the tasks, so a run that ended in between is not judged as still running.
+  const openRuns = new Map((await store.listOpenRuns()).map((r) => [r.taskId, r]));
+  for (const task of tasks) {
     if (!task.lease) continue;
-    const run = (await store.getStageRuns(task.id)).find((r) => r.outcome === null);
+    const run = openRuns.get(task.id);
     if (!run) continue;
     const spec = config.stages[run.stage];
     const timeoutMs = 'timeout' in spec ? spec.timeout : undefined;
