@@ -8,14 +8,14 @@ import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
 import { CairnError, StoreUnavailableError, toError } from '../errors.js';
-import { StageResultRefused, type ClaimFor, type Engine } from '../engine/engine.js';
-import { buildStageInput, toStageEvent } from '../engine/stageRun.js';
+import { StageResultRefused, type ClaimFor, type Engine } from './engine.js';
+import { buildStageInput, toStageEvent } from './stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
 import { openTaskState } from '../state/stateNamespace.js';
 import type { ClaimedRun, Store, TaskRecord } from '../store/store.js';
-import { crashPoint } from './crashPoints.js';
+import { crashPoint } from '../daemon/crashPoints.js';
 
 /** What a run needs from the daemon that claimed it. */
 export interface RunContext {
