@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import type { StageName } from '../machines/task.machine.js';
 import { defaultConfig, type Config, type ConfigFile } from './config.js';
 import { Daemon, type ResumePolicy, type StartReport } from './daemon/daemon.js';
-import { isLeaseLive } from './daemon/sessions.js';
+import { isLeaseLive } from './process/sessions.js';
 import { Engine, type SubmitRequest } from './engine/engine.js';
 import type { ModuleStageFn } from './executors/types.js';
 import { openStore } from './store/openStore.js';

@@ -14,7 +14,7 @@ import * as list from '../src/cli/list.js';
 import * as show from '../src/cli/show.js';
 import type { GlobalOptions, Output } from '../src/cli/context.js';
 import { defaultConfig } from '../src/config.js';
-import { thisHost } from '../src/daemon/sessions.js';
+import { thisHost } from '../src/process/sessions.js';
 import { Engine } from '../src/engine/engine.js';
 import { StoreError } from '../src/errors.js';
 import { SqliteStateBackend } from '../src/state/sqliteState.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultConfig, type ConfigFile } from '../src/config.js';
-import { nextTick, previousTick } from '../src/daemon/cronTicks.js';
+import { nextTick, previousTick } from '../src/process/cronTicks.js';
 import { Heartbeat, type HeartbeatHost } from '../src/daemon/heartbeat.js';
 import { Engine } from '../src/engine/engine.js';
 import { listSnapshots, timestampedName } from '../src/snapshots/catalog.js';

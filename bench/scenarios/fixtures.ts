@@ -4,7 +4,7 @@
  * real task produced, so the engine can load and advance every one of them.
  */
 import { openCairn } from '../../src/index.js';
-import { thisHost } from '../../src/daemon/sessions.js';
+import { thisHost } from '../../src/process/sessions.js';
 import type { SqliteStore } from '../../src/store/sqlite.js';
 import type { PersistedSnapshot } from '../../src/store/store.js';
 

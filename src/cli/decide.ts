@@ -57,8 +57,8 @@ export const rewind = (id: string, o: { to: string; by?: string; json?: boolean 
 
 export const resume = (id: string, o: { json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
   applyVerb(id, 'resumed', o, g, io, async (e, taskId, { store, config }) => {
-    const { isLeaseLive, markGoneSessions } = await import('../daemon/sessions.js');
-    const { endLeftoverRun } = await import('../daemon/orphans.js');
+    const { isLeaseLive, markGoneSessions } = await import('../process/sessions.js');
+    const { endLeftoverRun } = await import('../process/leftoverStageProcesses.js');
     await markGoneSessions(store, Date.now(), config.heartbeat.staleAfter);
     const task = await e.getTask(taskId);
     if (task.lease && !(await isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter))) await endLeftoverRun(store, task, config.dataDir);

@@ -4,7 +4,7 @@ import { iso, table, taskSummaryJson } from './format.js';
 
 export async function run(opts: { json?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
   await withStore(global, async ({ store }) => {
-    const { markGoneSessions } = await import('../daemon/sessions.js');
+    const { markGoneSessions } = await import('../process/sessions.js');
     const { loadCliConfig } = await import('./context.js');
     const config = await loadCliConfig(global);
     // A daemon killed with -9 never said so: check for dead sessions before answering.

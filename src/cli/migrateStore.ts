@@ -35,7 +35,7 @@ function parseTarget(to: string | undefined): string {
 }
 
 async function refuseLiveDaemons(store: Store, staleAfterMs: number): Promise<void> {
-  const { isSessionGone } = await import('../daemon/sessions.js');
+  const { isSessionGone } = await import('../process/sessions.js');
   const now = Date.now();
   const live = (await store.listSessions({ status: 'active' })).filter((s: SessionRecord) => !isSessionGone(s, now, staleAfterMs));
   if (live.length) {

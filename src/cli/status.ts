@@ -5,7 +5,7 @@ import { iso, table } from './format.js';
 
 export async function run(opts: { json?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
   await withStore(global, async ({ config, store }) => {
-    const { isSessionGone, markGoneSessions } = await import('../daemon/sessions.js');
+    const { isSessionGone, markGoneSessions } = await import('../process/sessions.js');
     const now = Date.now();
     await markGoneSessions(store, now, config.heartbeat.staleAfter);
     const sessions = await store.listSessions();

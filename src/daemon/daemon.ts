@@ -16,11 +16,11 @@ import { Engine, type ClaimFor } from '../engine/engine.js';
 import type { ModuleStageFn } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { wallClock } from './clock.js';
-import { crashPoint } from './crashPoints.js';
+import { crashPoint } from '../process/crashPoints.js';
 import { beginStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
-import { LeftoverRuns } from './orphans.js';
-import { markGoneSessions, thisHost } from './sessions.js';
+import { LeftoverRuns } from '../process/leftoverStageProcesses.js';
+import { markGoneSessions, thisHost } from '../process/sessions.js';
 
 export type ResumePolicy = 'all' | 'none' | number[];
 

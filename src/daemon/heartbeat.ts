@@ -28,10 +28,10 @@ import { locationsOf, sqliteDbOf } from '../snapshots/locations.js';
 import { isSnapshotDue } from '../snapshots/snapshotSchedule.js';
 import type { Store } from '../store/store.js';
 import { runCycleCommand } from './cycleCommand.js';
-import { assertCronPattern, nextTick } from './cronTicks.js';
+import { assertCronPattern, nextTick } from '../process/cronTicks.js';
 import { findStuckTasks, findWaitingApprovals, staleSessionFlags } from './healthFlags.js';
 import { cyclesSinceCycleRan, recordHeartbeat, type HealthFlag, type PartOutcome } from './heartbeatLog.js';
-import { isPidAlive, markGoneSessions, thisHost } from './sessions.js';
+import { isPidAlive, markGoneSessions, thisHost } from '../process/sessions.js';
 import { lockTableOf, type LockTable } from './upkeepLock.js';
 
 /** What a daemon lends its heartbeat; `cairn heartbeat` has none (no session, no stages of its own). */

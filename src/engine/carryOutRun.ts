@@ -15,7 +15,7 @@ import { runStage } from '../executors/runStage.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
 import { openTaskState } from '../state/stateNamespace.js';
 import type { ClaimedRun, Store, TaskRecord } from '../store/store.js';
-import { crashPoint } from '../daemon/crashPoints.js';
+import { crashPoint } from '../process/crashPoints.js';
 
 /** What a run needs from the daemon that claimed it. */
 export interface RunContext {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { crashPoint } from '../daemon/crashPoints.js';
+import { crashPoint } from '../process/crashPoints.js';
 import { policyFromConfig } from '../engine/snapshot.js';
 import { ImportError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';

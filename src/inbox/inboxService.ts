@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Daemon, DaemonService } from '../daemon/daemon.js';
-import { crashPoint } from '../daemon/crashPoints.js';
+import { crashPoint } from '../process/crashPoints.js';
 import { toError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import { InboxFileError, parseInboxFile } from './parseInboxFile.js';

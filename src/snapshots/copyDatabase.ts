@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { crashPoint } from '../daemon/crashPoints.js';
+import { crashPoint } from '../process/crashPoints.js';
 import { SnapshotError, toError } from '../errors.js';
 
 const BUSY_TIMEOUT_MS = 15_000;

@@ -10,7 +10,7 @@ import { existsSync, renameSync } from 'node:fs';
 import type { Config } from '../config.js';
 import { SnapshotError } from '../errors.js';
 import { isDamage } from '../store/damage.js';
-import { isSessionGone } from '../daemon/sessions.js';
+import { isSessionGone } from '../process/sessions.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { snapshotFile, type SnapshotRecord } from './catalog.js';
 import { locationsOf } from './locations.js';

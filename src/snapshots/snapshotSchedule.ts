@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { nextTick, previousTick } from '../daemon/cronTicks.js';
+import { nextTick, previousTick } from '../process/cronTicks.js';
 import { toError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { SnapshotRecord } from './catalog.js';

@@ -1,7 +1,7 @@
 /** Takes a snapshot: a consistent copy of the live database into `state/snapshots/`, with its record. */
 import { existsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { crashPoint } from '../daemon/crashPoints.js';
+import { crashPoint } from '../process/crashPoints.js';
 import { SnapshotError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import { assertSnapshotName, timestampedName, writeRecord, type SnapshotKind, type SnapshotRecord } from './catalog.js';

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { isPidAlive, thisHost } from '../daemon/sessions.js';
+import { isPidAlive, thisHost } from '../process/sessions.js';
 import { StateBackendError, toError } from '../errors.js';
 
 const FOREIGN_STALE_MS = 60_000;

@@ -7,7 +7,7 @@ import Database from './betterSqlite3.js';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { StageName, TaskState } from '../../machines/task.machine.js';
-import { crashBeforeCommit, isArmedAtCommit } from '../daemon/crashPoints.js';
+import { crashBeforeCommit, isArmedAtCommit } from '../process/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
 import { applyMigrations } from './migrate.js';
 import { plucked, preparedOnFirstUse } from './preparedOnFirstUse.js';

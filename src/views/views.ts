@@ -7,7 +7,7 @@
  */
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { isSessionGone } from '../daemon/sessions.js';
+import { isSessionGone } from '../process/sessions.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import type { Store, TaskRecord } from '../store/store.js';
 import {

@@ -173,4 +173,4 @@ export class DaemonProcess {
 }
 
 /** A process that exited but was not reaped (a zombie) counts as gone. */
-export { isPidAlive as isAlive } from '../../src/daemon/sessions.js';
+export { isPidAlive as isAlive } from '../../src/process/sessions.js';

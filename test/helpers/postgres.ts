@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { isPidAlive } from '../../src/daemon/sessions.js';
+import { isPidAlive } from '../../src/process/sessions.js';
 
 export const PG_URL = process.env.CAIRN_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const PREFIX = 'cairn_t';

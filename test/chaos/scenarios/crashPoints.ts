@@ -1,6 +1,6 @@
 /**
  * CAIRN_CRASH_AT=<label> makes a daemon or a CLI verb SIGKILL itself at a named point (every label of
- * src/daemon/crashPoints.ts); CAIRN_CRASH_AFTER lets it pass the point a few times first, so the ten
+ * src/process/crashPoints.ts); CAIRN_CRASH_AFTER lets it pass the point a few times first, so the ten
  * crashes per label land at different writes, stages, files and legacy rows. After each crash the
  * daemon is restarted (or the verb run again) and recovery is checked: tasks complete, the shared
  * invariants hold, a half-taken snapshot is not listed as good, a half-done import re-runs without
@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CRASH_POINTS, type CrashPoint } from '../../../src/daemon/crashPoints.js';
+import { CRASH_POINTS, type CrashPoint } from '../../../src/process/crashPoints.js';
 import { STAGE_SCRIPT, Workspace } from '../../helpers/cairnProcess.js';
 import { cliAsync } from '../cliAsync.js';
 import { checkInvariants } from '../invariants.js';
