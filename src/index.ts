@@ -10,8 +10,8 @@ import { pino } from 'pino';
 import type { StageName } from '../machines/task.machine.js';
 import { defaultConfig, type Config, type ConfigFile } from './config.js';
 import { Daemon, type ResumePolicy, type StartReport } from './daemon/daemon.js';
-import { isLeaseLive } from './process/sessions.js';
 import { Engine, type SubmitRequest } from './engine/engine.js';
+import { resumeTask } from './engine/resumeTask.js';
 import type { ModuleStageFn } from './executors/types.js';
 import { openStore } from './store/openStore.js';
 import { openStateBackend } from './state/openStateBackend.js';
@@ -90,8 +90,7 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
     reject: async (id, reason, o = {}) => (await engine.reject(id, reason, o.by ?? by)).task,
     cancel: async (id, o = {}) => (await engine.cancel(id, o.by ?? by, o.reason)).task,
     retry: async (id, o = {}) => (await engine.retry(id, o.by ?? by)).task,
-    resume: async (id) =>
-      (await engine.resume(id, `user:${by}`, (task) => isLeaseLive(store, task, now(), config.heartbeat.staleAfter))).task,
+    resume: async (id) => (await resumeTask(engine, id, `user:${by}`)).task,
     rewind: async (id, checkpoint, o = {}) => (await engine.rewind(id, checkpoint, o.by ?? by)).task,
     state: (ns) => bindNamespace(stateBackend.get, ns),
     start: async (startOptions = {}) => {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { defaultConfig } from '../src/config.js';
-import { endOrphanedRun, LeftoverRuns } from '../src/process/leftoverStageProcesses.js';
+import { endOrphanedRun, LeftoverStageProcesses } from '../src/process/leftoverStageProcesses.js';
 import { thisHost } from '../src/process/sessions.js';
 import { Engine } from '../src/engine/engine.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
@@ -56,7 +56,7 @@ describe('ending orphaned stage processes', () => {
       await store.endSession('here', 'crashed', now);
       await store.endSession('there', 'crashed', now);
 
-      const leftovers = new LeftoverRuns(store, dataDir);
+      const leftovers = new LeftoverStageProcesses(store, dataDir);
       const interrupted = new Map((await store.findResumable(now)).map((t) => [t.id, t]));
       expect([...interrupted.keys()]).toEqual(tasks);
       const ended = [];

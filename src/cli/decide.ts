@@ -28,12 +28,12 @@ export async function applyVerb(
   opts: { json?: boolean },
   global: GlobalOptions,
   io: Output,
-  act: (engine: Engine, id: number, ctx: { store: import('../store/store.js').Store; config: import('../config.js').Config }) => Promise<StepResult>,
+  act: (engine: Engine, id: number) => Promise<StepResult>,
 ): Promise<void> {
   const id = parseTaskId(idArg);
   await withStore(global, async ({ config, store }) => {
     const { engine, done } = await createCliEngine({ config, store });
-    const { task } = await act(engine, id, { store, config });
+    const { task } = await act(engine, id);
     await done();
     if (opts.json) io.out(JSON.stringify(taskSummaryJson(task)));
     else io.out(`task ${task.id} ${verb}; now ${task.state}: ${whatNext(task)}`);
@@ -56,11 +56,7 @@ export const rewind = (id: string, o: { to: string; by?: string; json?: boolean 
   applyVerb(id, `rewound to ${o.to}`, o, g, io, (e, taskId) => e.rewind(taskId, o.to, actorName(o.by)));
 
 export const resume = (id: string, o: { json?: boolean }, g: GlobalOptions, io: Output = stdio) =>
-  applyVerb(id, 'resumed', o, g, io, async (e, taskId, { store, config }) => {
-    const { isLeaseLive, markGoneSessions } = await import('../process/sessions.js');
-    const { endLeftoverRun } = await import('../process/leftoverStageProcesses.js');
-    await markGoneSessions(store, Date.now(), config.heartbeat.staleAfter);
-    const task = await e.getTask(taskId);
-    if (task.lease && !(await isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter))) await endLeftoverRun(store, task, config.dataDir);
-    return e.resume(taskId, `user:${actorName()}`, (task) => isLeaseLive(store, task, Date.now(), config.heartbeat.staleAfter));
+  applyVerb(id, 'resumed', o, g, io, async (e, taskId) => {
+    const { resumeTask } = await import('../engine/resumeTask.js');
+    return resumeTask(e, taskId, `user:${actorName()}`);
   });

@@ -13,13 +13,13 @@ import type { Config } from '../config.js';
 import { InvalidTransitionError, toError } from '../errors.js';
 import { carryOutRun, type RunContext } from '../engine/carryOutRun.js';
 import { Engine, type ClaimFor } from '../engine/engine.js';
+import { ResumePass } from '../engine/resumeTask.js';
 import type { ModuleStageFn } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { wallClock } from './clock.js';
 import { crashPoint } from '../process/crashPoints.js';
 import { beginStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
-import { LeftoverRuns } from '../process/leftoverStageProcesses.js';
 import { markGoneSessions, thisHost } from '../process/sessions.js';
 
 export type ResumePolicy = 'all' | 'none' | number[];
@@ -198,16 +198,12 @@ export class Daemon extends EventEmitter {
       if (allowed) toResume.push(task);
       else leftResumable.push(task.id);
     }
-    const leftovers = new LeftoverRuns(this.store, this.config.dataDir);
+    // Gone sessions were marked at start-up, and are on every heartbeat before this pass.
+    const pass = new ResumePass(this.engine);
     // Resumed a chunk at a time, concurrently, so each chunk's RESUME transitions share one commit.
     for (let i = 0; i < toResume.length; i += RESUME_CHUNK) {
       const chunk = toResume.slice(i, i + RESUME_CHUNK);
-      const outcomes = await Promise.allSettled(
-        chunk.map(async (task) => {
-          await this.endLeftoverProcess(task, leftovers);
-          await this.engine.resumeRun(task, this.actor);
-        }),
-      );
+      const outcomes = await Promise.allSettled(chunk.map((task) => pass.resume(task, this.actor)));
       outcomes.forEach((outcome, j) => {
         const task = chunk[j];
         if (outcome.status === 'rejected') {
@@ -216,6 +212,13 @@ export class Daemon extends EventEmitter {
           return;
         }
         resumed.push(task.id);
+        const ended = outcome.value.endedLeftover;
+        if (ended) {
+          this.logger.warn(
+            { task: task.id, stage: ended.stage, attempt: ended.attempt, pgid: ended.pgid },
+            `task ${task.id}: ended process group ${ended.pgid} left running by session ${ended.sessionId}`,
+          );
+        }
         this.logger.info(
           { task: task.id, stage: task.runStage, interruptedAttempt: task.runAttempt, previousSession: task.lease?.owner },
           `resuming task ${task.id}: its ${task.runStage} stage (attempt ${task.runAttempt}) was interrupted; it runs again as attempt ${(task.runAttempt ?? 0) + 1}`,
@@ -229,17 +232,6 @@ export class Daemon extends EventEmitter {
       );
     }
     return { resumed, leftResumable };
-  }
-
-  /** A stage started on this host by a dead session may still be running: end it before running it again. */
-  private async endLeftoverProcess(task: TaskRecord, leftovers: LeftoverRuns): Promise<void> {
-    const ended = await leftovers.end(task);
-    if (ended) {
-      this.logger.warn(
-        { task: task.id, stage: ended.stage, attempt: ended.attempt, pgid: ended.pgid },
-        `task ${task.id}: ended process group ${ended.pgid} left running by session ${ended.sessionId}`,
-      );
-    }
   }
 
   /**

@@ -301,10 +301,12 @@ export class Engine {
 
   /**
    * Puts an interrupted task's stage back in line with attempt + 1. Refused while a live session
-   * holds the task's lease: that stage is running, not interrupted.
+   * holds the task's lease: that stage is running, not interrupted. Writes only the transition: every
+   * caller resumes through resumeTask (./resumeTask.ts), which first ends what a dead daemon left running.
+   * `task` is an id, or a record the caller just read (then it is not read again).
    */
-  async resume(taskId: number, actor: string, isLeaseLive: (task: TaskRecord) => Promise<boolean>): Promise<StepResult> {
-    const task = await this.getTask(taskId);
+  async resume(task: number | TaskRecord, actor: string, isLeaseLive: (task: TaskRecord) => Promise<boolean>): Promise<StepResult> {
+    if (typeof task === 'number') task = await this.getTask(task);
     if (task.lease && (await isLeaseLive(task))) {
       throw new InvalidTransitionError(
         `task ${task.id} is ${task.state} and its stage is running in session ${task.lease.owner}; ` +

@@ -85,7 +85,7 @@ export function endOrphanedRun(run: Pick<StageRunRecord, 'pgid' | 'runId'>, data
  * host's to end). One per resume pass: the sessions' hosts, the open runs and this host's processes
  * are read once for all its tasks, not once per task (a restart after a crash may resume thousands).
  */
-export class LeftoverRuns {
+export class LeftoverStageProcesses {
   private hosts?: Promise<Map<string, string>>;
   private openRuns?: Promise<Map<number, StageRunRecord>>;
   private carrying?: Map<string, number[]>;
@@ -113,9 +113,4 @@ export class LeftoverRuns {
     this.carrying ??= processesByRunId(this.dataDir);
     return endOrphanedRun(open, this.dataDir, this.carrying) ? open : null;
   }
-}
-
-/** Ends what one interrupted task's open run left running on this host; see LeftoverRuns. */
-export function endLeftoverRun(store: Store, task: TaskRecord, dataDir: string): Promise<StageRunRecord | null> {
-  return new LeftoverRuns(store, dataDir).end(task);
 }

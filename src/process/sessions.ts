@@ -1,7 +1,7 @@
 /** Which daemon sessions are still alive. Liveness is data (heartbeats), plus a pid check on this host. */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { SessionRecord, Store, TaskRecord } from '../store/store.js';
+import type { SessionRecord, Store } from '../store/store.js';
 
 /** Whether a process exists and is not a zombie (an exited child nobody reaped still answers kill 0). */
 export function isPidAlive(pid: number): boolean {
@@ -48,12 +48,4 @@ export async function markGoneSessions(store: Store, now: number, staleAfterMs: 
     marked.push({ ...session, status });
   }
   return marked;
-}
-
-/** Whether a task's lease belongs to a session that is still running it. */
-export async function isLeaseLive(store: Store, task: TaskRecord, now: number, staleAfterMs: number): Promise<boolean> {
-  if (!task.lease) return false;
-  if (task.lease.expiresAt < now) return false;
-  const session = (await store.listSessions()).find((s) => s.id === task.lease!.owner);
-  return session !== undefined && !isSessionGone(session, now, staleAfterMs);
 }
