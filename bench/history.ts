@@ -1,5 +1,5 @@
 /** Keeps each bench run in the project's database (bench_runs) and prints how figures moved. */
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/loadConfig.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { sqlitePath } from '../src/store/openStore.js';
 import { formatValue, type Row } from './stats.js';

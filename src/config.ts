@@ -172,8 +172,6 @@ export function parseConfig(raw: unknown, source: string | null, baseDir: string
   return { ...result.data, baseDir, source };
 }
 
-export { loadConfig, type ConfigOverrides } from './loadConfig.js';
-
 /** A config with every default, for the library API and tests. Pure. */
 export function defaultConfig(partial: ConfigFile = {}, baseDir = process.cwd()): Config {
   const config = parseConfig(partial, null, baseDir);

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/loadConfig.js';
 import { Heartbeat } from '../src/daemon/heartbeat.js';
 import { Engine, StageResultRefused } from '../src/engine/engine.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
