@@ -8,14 +8,15 @@
  * The build bundles this file with what a read verb loads into dist/src/cairn.cjs (scripts/bundleCli.mjs):
  * one CommonJS file and a few chunks start about 15 ms sooner than twenty ES modules plus commander.
  */
+import { endCommand } from './cli/endCommand.js';
 import { readCommand } from './cli/readCommand.js';
 
 const command = readCommand(process.argv.slice(2));
 if (command) {
   command.verb.run(command.args, command.opts, command.global).then(
-    () => {},
+    () => endCommand(0),
     async (e: unknown) => {
-      process.exitCode = (await import('./cli/reportFailure.js')).reportFailure(e);
+      endCommand((await import('./cli/reportFailure.js')).reportFailure(e));
     },
   );
 } else {

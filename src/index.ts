@@ -109,7 +109,7 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
     },
     stop: async () => {
       if (daemon) await daemon.stop();
-      await views?.flush();
+      await views?.close();
       await stateBackend.close();
       await store.close();
     },

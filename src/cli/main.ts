@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import type * as Commander from 'commander';
 import type { GlobalOptions } from './context.js';
+import { endCommand } from './endCommand.js';
 import { GLOBAL_FLAGS, READ_VERBS } from './readVerbs.js';
 
 // commander is CommonJS: required directly it loads a third faster than through its ESM wrapper,
@@ -242,4 +243,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv);
+endCommand(await main(process.argv));

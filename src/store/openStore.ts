@@ -27,8 +27,10 @@ export async function openStore(config: Config, options: OpenStoreOptions = {}):
     const { openPostgresStore } = await import('./postgres.js');
     return openPostgresStore(config.store.url, { schema: config.store.schema });
   }
-  const { openSqliteStore } = await import('./sqlite.js');
+  const { ensurePrivateDir, openSqliteStore } = await import('./sqlite.js');
   const file = sqlitePath(config);
+  const dir = path.dirname(file);
+  ensurePrivateDir(dir, dir === path.resolve(config.dataDir) ? 'the data directory' : "the database's directory");
   try {
     // Before opening: opening replays the -wal, and the next write would overwrite a cut frame.
     // damage.js loads only for these checks or a failure: a read verb that opens fine never needs it.

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { StageName, TaskState } from '../../machines/task.machine.js';
 import { crashBeforeCommit, isArmedAtCommit } from '../process/crashPoints.js';
 import { StoreError, StoreUnavailableError, toError } from '../errors.js';
+import { directoryError } from './directoryError.js';
 import { applyMigrations } from './migrate.js';
 import { plucked, preparedOnFirstUse } from './preparedOnFirstUse.js';
 import { WalSizeGuard } from './walSizeGuard.js';
@@ -41,10 +42,17 @@ export interface SqliteStoreOptions {
   durability?: 'full' | 'normal';
 }
 
-/** Creates `dir` (0700) if needed and tightens it if it exists; the data can be private. */
-export function ensurePrivateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
+/**
+ * Creates `dir` (0700) if needed and tightens it if it exists; the data can be private. A file in the
+ * way or a directory of another user is a StoreError naming `what` ("the data directory").
+ */
+export function ensurePrivateDir(dir: string, what = 'the directory'): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  } catch (e) {
+    throw directoryError(what, dir, e);
+  }
 }
 
 /** Creates `file` empty with mode 0600 if it does not exist, and tightens it if it does. */

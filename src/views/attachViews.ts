@@ -12,6 +12,12 @@ export interface AttachedViews {
   views: Views;
   /** Writes whatever is still scheduled; call before a CLI process exits. */
   flush(): Promise<void>;
+  /**
+   * Writes whatever is still scheduled and ignores later commits: call before the store closes. A stage
+   * that finished during a daemon's shutdown grace used to schedule a current.state write that ran after
+   * the store closed and logged "The database connection is not open" on every such stop.
+   */
+  close(): Promise<void>;
 }
 
 const CURRENT_DELAY_MS = 100;
@@ -21,6 +27,7 @@ export function attachViews(engine: Engine, config: Config, logger?: Logger): At
   const views = new Views(engine.store, config.dataDir, config.heartbeat.staleAfter, engine.now);
   let timer: NodeJS.Timeout | null = null;
   let writing: Promise<void> = Promise.resolve();
+  let isClosed = false;
   const report = (what: string) => (e: unknown) =>
     logger?.warn({ err: toError(e) }, `could not write ${what}: ${toError(e).message}; views are caches, \`cairn views rebuild\` rewrites them`);
   const writeCurrent = () => {
@@ -28,6 +35,7 @@ export function attachViews(engine: Engine, config: Config, logger?: Logger): At
     writing = views.writeCurrent().catch(report('current.state'));
   };
   engine.onCommit((task) => {
+    if (isClosed) return;
     try {
       views.writeTask(task);
     } catch (e) {
@@ -35,14 +43,19 @@ export function attachViews(engine: Engine, config: Config, logger?: Logger): At
     }
     timer ??= setTimeout(writeCurrent, CURRENT_DELAY_MS);
   });
+  const flush = async () => {
+    if (timer) {
+      clearTimeout(timer);
+      writeCurrent();
+    }
+    await writing;
+  };
   return {
     views,
-    flush: async () => {
-      if (timer) {
-        clearTimeout(timer);
-        writeCurrent();
-      }
-      await writing;
+    flush,
+    close: async () => {
+      isClosed = true;
+      await flush();
     },
   };
 }

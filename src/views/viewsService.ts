@@ -25,6 +25,8 @@ export class ViewsService implements DaemonService {
 
   /** The session is marked stopped after services stop: the final state is written once it is. */
   async afterStop(): Promise<void> {
+    // Stages that finished during the shutdown grace committed after stop(); nothing commits now.
+    await this.attached?.close();
     await this.refresh?.();
   }
 
