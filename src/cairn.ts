@@ -9,9 +9,15 @@
  * one CommonJS file and a few chunks start about 15 ms sooner than twenty ES modules plus commander.
  */
 import { readCommand } from './cli/readCommand.js';
+import { packageVersion } from './packageVersion.js';
 
-const command = readCommand(process.argv.slice(2));
-if (command) {
+const argv = process.argv.slice(2);
+// `cairn --version` alone is answered here, without loading commander; main.ts answers any other spelling.
+const isVersion = argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
+const command = isVersion ? null : readCommand(argv);
+if (isVersion) {
+  process.stdout.write(`${packageVersion()}\n`);
+} else if (command) {
   command.verb.run(command.args, command.opts, command.global).then(
     () => {},
     async (e: unknown) => {

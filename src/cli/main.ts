@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import type * as Commander from 'commander';
 import type { GlobalOptions } from './context.js';
 import { GLOBAL_FLAGS, READ_VERBS } from './readVerbs.js';
+import { packageVersion } from '../packageVersion.js';
 
 // commander is CommonJS: required directly it loads a third faster than through its ESM wrapper,
 // which Node first scans for export names (cjs-module-lexer).
@@ -14,7 +15,10 @@ const { Command, CommanderError, Option } = createRequire(import.meta.url)('comm
 
 const program = new Command('cairn')
   .description('A durable orchestrator for staged work: plan → approve → implement → review → verify.')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .showHelpAfterError('(run `cairn --help` for usage)')
+  // Each subcommand's help lists --config, --data-dir and --database too (copied to every command added below).
+  .configureHelp({ showGlobalOptions: true })
   .exitOverride();
 for (const [notation, description] of GLOBAL_FLAGS) program.option(notation, description);
 program.option('--list-resumable', 'same as `cairn list-resumable`');
