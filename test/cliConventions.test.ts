@@ -1,8 +1,9 @@
 /**
- * The conventions a user expects of a command-line tool: a version flag, and help that lists the
- * flags every verb takes. Runs the real binary (dist/, built first).
+ * The conventions a user expects of a command-line tool: a version flag, help that lists the flags
+ * every verb takes, and a read that does not create what it was asked to read. Runs the real binary (dist/, built first).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempDir } from './helpers/tmp.js';
 import { Workspace } from './helpers/cairnProcess.js';
@@ -25,5 +26,22 @@ describe('cairn --version and help', () => {
       expect(r.code, verb).toBe(0);
       for (const flag of ['--config <file>', '--data-dir <dir>', '--database <url>']) expect(r.stdout, `${verb} --help`).toContain(flag);
     }
+  });
+});
+
+describe('a read verb on a data directory that does not exist', () => {
+  it('says so, exits 1 and creates nothing; a write verb still creates it', () => {
+    const ws = new Workspace(tempDir());
+    const missing = path.join(ws.dir, 'mistyped');
+    // The fast path's spellings and one commander takes (a flag after --json is still a read).
+    for (const args of [['show', '5'], ['history', '5', '--archived'], ['list', '--json'], ['list-resumable'], ['status'], ['--list-resumable']]) {
+      const r = ws.cli([...args, '--data-dir', missing]);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toContain(`the data directory ${missing} does not exist`);
+      expect(existsSync(missing), args.join(' ')).toBe(false);
+    }
+    expect(ws.cli(['submit', 'first', '--data-dir', missing]).code).toBe(0);
+    expect(existsSync(path.join(missing, 'cairn.db'))).toBe(true);
+    expect(ws.cli(['show', '1', '--data-dir', missing]).code).toBe(0);
   });
 });
