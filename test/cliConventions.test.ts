@@ -45,3 +45,16 @@ describe('a read verb on a data directory that does not exist', () => {
     expect(ws.cli(['show', '1', '--data-dir', missing]).code).toBe(0);
   });
 });
+
+describe('cairn list cuts a long request by code points', () => {
+  it('never splits an emoji in half', () => {
+    const ws = new Workspace(tempDir());
+    // 58 letters and three emoji: 61 code points (64 UTF-16 units) for a 60-wide column.
+    const request = `${'a'.repeat(58)}😀😀😀`;
+    expect(ws.cli(['submit', request]).code).toBe(0);
+    const r = ws.cli(['list']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`${'a'.repeat(58)}😀…`);
+    expect(r.stdout).not.toContain('\uFFFD'); // a lone surrogate reaches the terminal as U+FFFD
+  });
+});
