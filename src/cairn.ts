@@ -21,7 +21,7 @@ if (isVersion) {
   command.verb.run(command.args, command.opts, command.global).then(
     () => {},
     async (e: unknown) => {
-      process.exitCode = (await import('./cli/reportFailure.js')).reportFailure(e);
+      process.exitCode = (await import('./cli/reportFailure.js')).reportFailure(e, { json: command.opts.json === true });
     },
   );
 } else {

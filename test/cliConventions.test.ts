@@ -58,3 +58,30 @@ describe('cairn list cuts a long request by code points', () => {
     expect(r.stdout).not.toContain('\uFFFD'); // a lone surrogate reaches the terminal as U+FFFD
   });
 });
+
+describe('--json errors', () => {
+  it('print {"error": {"code", "message"}} on stdout as well as the text on stderr', () => {
+    const ws = new Workspace(tempDir());
+    ws.writeConfig();
+    expect(ws.cli(['submit', 'one task']).code).toBe(0);
+    const cases: [args: string[], exitCode: number, code: string, message: RegExp][] = [
+      [['show', '99999', '--json'], 1, 'TASK_NOT_FOUND', /^task 99999 does not exist/], // the read fast path
+      [['--json', 'history', '99999'], 1, 'TASK_NOT_FOUND', /^task 99999 does not exist/],
+      [['approve', '99999', '--json'], 1, 'TASK_NOT_FOUND', /^task 99999 does not exist/], // commander's verbs
+      [['approve', '1', '--json'], 1, 'INVALID_TRANSITION', /^task 1 is pending/],
+      [['show', 'abc', '--json'], 2, 'USAGE', /"abc" is not a task id/],
+      [['submit', 'x', '--priority', 'urgent', '--json'], 2, 'USAGE', /urgent/], // commander's own usage error
+    ];
+    for (const [args, exitCode, code, message] of cases) {
+      const r = ws.cli(args);
+      expect(r.code, args.join(' ')).toBe(exitCode);
+      const printed = JSON.parse(r.stdout);
+      expect(Object.keys(printed.error).sort(), args.join(' ')).toEqual(['code', 'message']);
+      expect(printed.error.code, args.join(' ')).toBe(code);
+      expect(printed.error.message, args.join(' ')).toMatch(message);
+      expect(r.stderr, args.join(' ')).toMatch(/\S/);
+    }
+    // Without --json a failure leaves stdout empty, as before.
+    expect(ws.cli(['show', '99999'])).toMatchObject({ code: 1, stdout: '' });
+  });
+});

@@ -24,6 +24,11 @@ for (const [notation, description] of GLOBAL_FLAGS) program.option(notation, des
 program.option('--list-resumable', 'same as `cairn list-resumable`');
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+// Whether the verb that runs was given --json, so its failure is printed as JSON too (reportFailure.ts).
+let isJsonOutput = false;
+program.hook('preAction', (_program, verb) => {
+  isJsonOutput = verb.opts().json === true;
+});
 let exitCode = 0;
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -240,9 +245,12 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // commander has already printed its message; help and version are not errors.
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return 0;
+      // A usage error is found before any verb runs: --json anywhere on the line asked for JSON.
+      if (argv.includes('--json')) (await import('./reportFailure.js')).writeJsonError('USAGE', e.message.replace(/^error: /, ''));
+      return 2;
     }
-    return (await import('./reportFailure.js')).reportFailure(e);
+    return (await import('./reportFailure.js')).reportFailure(e, { json: isJsonOutput });
   }
 }
 
