@@ -10,13 +10,19 @@
  */
 import { endCommand } from './cli/endCommand.js';
 import { readCommand } from './cli/readCommand.js';
+import { packageVersion } from './packageVersion.js';
 
-const command = readCommand(process.argv.slice(2));
-if (command) {
+const argv = process.argv.slice(2);
+// `cairn --version` alone is answered here, without loading commander; main.ts answers any other spelling.
+const isVersion = argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V');
+const command = isVersion ? null : readCommand(argv);
+if (isVersion) {
+  process.stdout.write(`${packageVersion()}\n`);
+} else if (command) {
   command.verb.run(command.args, command.opts, command.global).then(
     () => endCommand(0),
     async (e: unknown) => {
-      endCommand((await import('./cli/reportFailure.js')).reportFailure(e));
+      endCommand((await import('./cli/reportFailure.js')).reportFailure(e, { json: command.opts.json === true }));
     },
   );
 } else {

@@ -51,7 +51,7 @@ describe('history archives', () => {
   it('archives 1,000 old tasks: the live database is without them, `show/history --archived` return each unchanged, a crash mid-move is finished once', async () => {
     const ws = new Workspace(tempDir());
     ws.writeConfig({ history: { keepDays: 30 }, durability: 'normal', snapshots: { drillEvery: null } });
-    ws.cli(['status']);
+    ws.createDataDir();
     // In this process the working directory is the repository's: name the data directory explicitly.
     const global = { config: path.join(ws.dir, 'cairn.config.json'), dataDir: ws.dataDir };
     const config = await loadConfig({ file: global.config, cwd: ws.dir, env: {} });

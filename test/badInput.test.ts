@@ -96,6 +96,7 @@ describe('bad input gets a clear message, the right exit code, and corrupts noth
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/limits\.reviewCycles: .*>=0/);
     writeFileSync(path.join(ws.dir, 'cairn.config.yaml'), 'concurrency: 2\napprovals:\n  plan: auto\n');
+    ws.createDataDir(); // a read verb refuses a data directory that does not exist
     expect(ws.cli(['list']).code).toBe(0);
   });
 

@@ -14,6 +14,7 @@ describe('config validation cache', () => {
     const cacheHome = tempDir('cairn-cache-');
     const env = { XDG_CACHE_HOME: cacheHome };
     ws.writeConfig({ concurrency: 3 });
+    ws.createDataDir(); // a read verb refuses a data directory that does not exist
     expect(ws.cli(['list', '--json'], env).code).toBe(0);
     const dir = path.join(cacheHome, 'cairn', 'config');
     const entries = readdirSync(dir);

@@ -79,7 +79,7 @@ describe('heartbeat', () => {
   it('a failing part never stops the daemon: its heartbeats go on and tasks complete', async () => {
     const ws = new Workspace(tempDir());
     ws.writeConfig({ approvals: { plan: 'auto', implementation: 'auto' }, snapshots: { onStart: false } });
-    ws.cli(['status']); // creates the data directory
+    ws.createDataDir();
     writeFileSync(path.join(ws.dataDir, 'snapshots'), 'not a directory');
     const daemon = ws.startDaemon();
     try {
@@ -100,7 +100,7 @@ describe('heartbeat', () => {
       heartbeat: { cron: '*/1 * * * * *', staleAfter: '30s', approvalReminderAfter: '1h' },
       stages: { plan: { run: ['/bin/true'], timeout: '1m' } },
     });
-    ws.cli(['status']);
+    ws.createDataDir();
     const t0 = Date.now() - 3 * HOUR;
     const h = await inProcess(ws, t0);
     try {

@@ -88,7 +88,7 @@ describe('stale sessions', () => {
   it('stale rows, injected clock: a silent session is marked stale, its task becomes resumable, and it can take no new lease', async () => {
     const ws = new Workspace(tempDir());
     ws.writeConfig({ heartbeat: { cron: '* * * * *', staleAfter: '10m' } });
-    ws.cli(['status']);
+    ws.createDataDir();
     const config = await loadConfig({ file: path.join(ws.dir, 'cairn.config.json'), cwd: ws.dir, env: {} });
     const store = openSqliteStore(ws.dbFile);
     const t0 = Date.now() - 20 * 60_000;

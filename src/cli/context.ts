@@ -11,6 +11,8 @@ export interface GlobalOptions {
   config?: string;
   dataDir?: string;
   database?: string;
+  /** Not a flag: read verbs set it (readVerbs.ts) so a data directory that does not exist is reported, not created. */
+  requireDataDir?: boolean;
 }
 
 export interface Output {
@@ -33,7 +35,7 @@ export function loadCliConfig(global: GlobalOptions, overrides: ConfigOverrides 
 /** Loads config and opens the store; the caller closes it. */
 export async function openCliStore(global: GlobalOptions): Promise<{ config: Config; store: Store }> {
   const config = await loadCliConfig(global);
-  return { config, store: await openStore(config) };
+  return { config, store: await openStore(config, { mustExist: global.requireDataDir }) };
 }
 
 /** Runs `fn` with an open store and always closes it. SQLite's SQLITE_CORRUPT becomes the damaged-file message. */

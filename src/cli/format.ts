@@ -65,9 +65,10 @@ export function historyJson(history: TransitionRecord[]) {
   return history.map((h) => ({ seq: h.seq, from: h.from, to: h.to, event: h.event, actor: h.actor, at: iso(h.at) }));
 }
 
+/** `text` on one line, at most `width` code points, so an emoji (two UTF-16 units) is never cut in half. */
 function truncate(text: string, width: number): string {
-  const oneLine = text.replace(/\s+/g, ' ');
-  return oneLine.length > width ? `${oneLine.slice(0, width - 1)}…` : oneLine;
+  const codePoints = Array.from(text.replace(/\s+/g, ' '));
+  return codePoints.length > width ? `${codePoints.slice(0, width - 1).join('')}…` : codePoints.join('');
 }
 
 export function table(rows: string[][]): string {

@@ -8,6 +8,7 @@ import type * as Commander from 'commander';
 import type { GlobalOptions } from './context.js';
 import { endCommand } from './endCommand.js';
 import { GLOBAL_FLAGS, READ_VERBS } from './readVerbs.js';
+import { packageVersion } from '../packageVersion.js';
 
 // commander is CommonJS: required directly it loads a third faster than through its ESM wrapper,
 // which Node first scans for export names (cjs-module-lexer).
@@ -15,12 +16,20 @@ const { Command, CommanderError, Option } = createRequire(import.meta.url)('comm
 
 const program = new Command('cairn')
   .description('A durable orchestrator for staged work: plan → approve → implement → review → verify.')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .showHelpAfterError('(run `cairn --help` for usage)')
+  // Each subcommand's help lists --config, --data-dir and --database too (copied to every command added below).
+  .configureHelp({ showGlobalOptions: true })
   .exitOverride();
 for (const [notation, description] of GLOBAL_FLAGS) program.option(notation, description);
 program.option('--list-resumable', 'same as `cairn list-resumable`');
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+// Whether the verb that runs was given --json, so its failure is printed as JSON too (reportFailure.ts).
+let isJsonOutput = false;
+program.hook('preAction', (_program, verb) => {
+  isJsonOutput = verb.opts().json === true;
+});
 let exitCode = 0;
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -237,9 +246,12 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof CommanderError) {
       // commander has already printed its message; help and version are not errors.
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0) return 0;
+      // A usage error is found before any verb runs: --json anywhere on the line asked for JSON.
+      if (argv.includes('--json')) (await import('./reportFailure.js')).writeJsonError('USAGE', e.message.replace(/^error: /, ''));
+      return 2;
     }
-    return (await import('./reportFailure.js')).reportFailure(e);
+    return (await import('./reportFailure.js')).reportFailure(e, { json: isJsonOutput });
   }
 }
 

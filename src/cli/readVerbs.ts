@@ -27,7 +27,7 @@ const JSON_FLAG: Flag = ['--json', 'machine-readable output'];
 const ID_ARG: Flag = ['<id>', 'task id'];
 const ARCHIVED_FLAG: Flag = ['--archived', 'also look in the history archives (state/archive/history-*.db, history.keepDays)'];
 
-export const READ_VERBS: readonly ReadVerb[] = [
+const READ_VERB_TABLE: readonly ReadVerb[] = [
   {
     name: 'list',
     description: 'list tasks',
@@ -71,3 +71,9 @@ export const READ_VERBS: readonly ReadVerb[] = [
     run: async (_args, opts, global) => (await import('./status.js')).run(opts, global),
   },
 ];
+
+/** Each read verb opens the store as a reader: a data directory that does not exist is an error, not created. */
+export const READ_VERBS: readonly ReadVerb[] = READ_VERB_TABLE.map((verb) => ({
+  ...verb,
+  run: (args, opts, global) => verb.run(args, opts, { ...global, requireDataDir: true }),
+}));

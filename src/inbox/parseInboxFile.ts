@@ -45,14 +45,18 @@ function parseItems(data: unknown): SubmitRequest[] {
   });
 }
 
+// An opening `---` line, the front matter (possibly none: `---\n---\n`), and a closing `---` that is a
+// whole line: `---body` is body text, not a fence.
+const FRONT_MATTER = /^---\r?\n(?:([\s\S]*?)\r?\n)?---(?:\r?\n|$)([\s\S]*)$/;
+
 function parseMarkdown(text: string): SubmitRequest[] {
-  const match = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?([\s\S]*)$/.exec(text);
+  const match = FRONT_MATTER.exec(text);
   const body = (match ? match[2] : text).trim();
   if (!body) throw new InboxFileError('the markdown body is empty; the body is the request');
   if (!match) return [{ request: body }];
   let front: unknown;
   try {
-    front = parseYaml(match[1]) ?? {};
+    front = parseYaml(match[1] ?? '') ?? {};
   } catch (e) {
     throw new InboxFileError(`the front matter is not valid YAML: ${(e as Error).message}`);
   }
@@ -62,7 +66,9 @@ function parseMarkdown(text: string): SubmitRequest[] {
 }
 
 /** Parses one inbox file. Pure; throws InboxFileError with the reason. */
-export function parseInboxFile(name: string, text: string): SubmitRequest[] {
+export function parseInboxFile(name: string, file: string): SubmitRequest[] {
+  // Editors on Windows save UTF-8 with a byte order mark; it is no part of the text.
+  const text = file.startsWith('\uFEFF') ? file.slice(1) : file;
   const ext = name.slice(name.lastIndexOf('.')).toLowerCase();
   if (ext === '.md') return parseMarkdown(text);
   if (ext === '.json') {

@@ -1,6 +1,8 @@
 /** Opens the store the config names. */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config.js';
+import { StoreError } from '../errors.js';
 import type { Store } from './store.js';
 
 export function sqlitePath(config: Config): string {
@@ -15,10 +17,16 @@ export interface OpenStoreOptions {
    * about to run for days can afford it; read verbs skip it and rely on SQLite's own SQLITE_CORRUPT.
    */
   verify?: boolean;
+  /**
+   * SQLite: refuse, rather than create, a database whose directory does not exist. Read verbs set it:
+   * a mistyped --data-dir is then reported instead of leaving an empty cairn.db behind.
+   */
+  mustExist?: boolean;
 }
 
 /**
- * Opens (and migrates) the configured database. SQLite: creates the data directory and file if missing;
+ * Opens (and migrates) the configured database. SQLite: creates the data directory and file if missing
+ * (unless `mustExist`);
  * a damaged file is refused with a message naming the newest good snapshot to restore.
  * PostgreSQL: connects and creates the schema if missing; pg is loaded only then.
  */
@@ -29,6 +37,11 @@ export async function openStore(config: Config, options: OpenStoreOptions = {}):
   }
   const { ensurePrivateDir, openSqliteStore } = await import('./sqlite.js');
   const file = sqlitePath(config);
+  if (options.mustExist && !existsSync(path.dirname(file))) {
+    throw new StoreError(
+      `the data directory ${path.dirname(file)} does not exist, so there is nothing to read; check --data-dir (or dataDir, store.path in the config), or create it with \`cairn submit\` or \`cairn start\``,
+    );
+  }
   const dir = path.dirname(file);
   ensurePrivateDir(dir, dir === path.resolve(config.dataDir) ? 'the data directory' : "the database's directory");
   try {

@@ -59,6 +59,11 @@ export class Workspace {
     return path.join(this.dataDir, 'cairn.db');
   }
 
+  /** Creates the (empty) data directory, as a write verb or `cairn start` would; a read verb refuses one that is missing. */
+  createDataDir(): void {
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+  }
+
   /** Writes cairn.config.json: every stage runs stage.sh; `stageEnv` steers each stage. */
   writeConfig(config: ConfigFile = {}, stageEnv: Partial<Record<'plan' | 'implement' | 'review' | 'verify', Record<string, string>>> = {}): void {
     const stage = (name: 'plan' | 'implement' | 'review' | 'verify') => ({
