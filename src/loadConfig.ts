@@ -75,26 +75,36 @@ export async function loadConfig(
   const fileSchema = (merged.store as { schema?: unknown } | undefined)?.schema;
   const postgresAt = (url: string) => ({ kind: 'postgres', url, ...(fileSchema !== undefined ? { schema: fileSchema } : {}) });
 
-  // CAIRN_* environment, then flags.
-  if (env.CAIRN_DATA_DIR) merged.dataDir = env.CAIRN_DATA_DIR;
+  // CAIRN_* environment, then flags. A data directory typed on the command line or set in the
+  // environment is where the user is (cwd); one written in a config file, or the default `state`
+  // under a config file, is beside that file, so every verb finds it from any directory.
+  let dataDirBase = file ? path.dirname(file) : cwd;
+  if (env.CAIRN_DATA_DIR) {
+    merged.dataDir = env.CAIRN_DATA_DIR;
+    dataDirBase = cwd;
+  }
   const envConcurrency = envInt('CAIRN_CONCURRENCY', env);
   if (envConcurrency !== undefined) merged.concurrency = envConcurrency;
   if (env.CAIRN_DURABILITY) merged.durability = env.CAIRN_DURABILITY;
   if (env.CAIRN_DATABASE_URL) merged.store = postgresAt(env.CAIRN_DATABASE_URL);
   const o = options.overrides ?? {};
-  if (o.dataDir !== undefined) merged.dataDir = o.dataDir;
+  if (o.dataDir !== undefined) {
+    merged.dataDir = o.dataDir;
+    dataDirBase = cwd;
+  }
   if (o.concurrency !== undefined) merged.concurrency = o.concurrency;
   if (o.resumeOnStart !== undefined) merged.resumeOnStart = o.resumeOnStart;
   if (o.databaseUrl !== undefined) merged.store = postgresAt(o.databaseUrl);
 
   const baseDir = file ? path.dirname(file) : cwd;
-  const input = { merged, file, baseDir, cwd };
+  // Everything the result depends on is in the cache key, the data directory's base included: the same
+  // settings with dataDir from the file or from CAIRN_DATA_DIR resolve to different directories.
+  const input = { merged, file, baseDir, dataDirBase };
   const cached = readCachedConfig(input, env);
   if (cached) return cached;
   const { parseConfig } = await import('./config.js');
   const config = parseConfig(merged, file, baseDir);
-  // The data directory is relative to where cairn runs (README: `./state`), not to the config file.
-  config.dataDir = path.resolve(cwd, config.dataDir);
+  config.dataDir = path.resolve(dataDirBase, config.dataDir);
   writeCachedConfig(input, config, env);
   return config;
 }
