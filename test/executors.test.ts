@@ -204,7 +204,7 @@ describe('command stages', () => {
 
   it('keeps stdout that is not JSON as trimmed text', async () => {
     const { result } = await run(commandStage('garbage.sh'));
-    expect(success(result)).toEqual({ ok: true, output: 'this is {not json', truncated: false });
+    expect(success(result)).toEqual({ ok: true, output: 'this is {not json', truncated: false, outputSource: 'stdout' });
   });
 
   it('reports exit code 3 as reason exit, and writes stdout and stderr to a 0600 log in a 0700 directory', async () => {
@@ -389,10 +389,55 @@ describe('command stages', () => {
 
     // The boundary: exactly outputBytes is whole (and parsed), one byte less is truncated.
     const exact = success((await run(commandStage('big.sh', { args: ['10'] }), { outputBytes: 110 })).result);
-    expect(exact).toEqual({ ok: true, output: '0123456789\n'.repeat(10).trim(), truncated: false });
+    expect(exact).toEqual({ ok: true, output: '0123456789\n'.repeat(10).trim(), truncated: false, outputSource: 'stdout' });
     const under = success((await run(commandStage('big.sh', { args: ['10'] }), { outputBytes: 109 })).result);
     expect(under.truncated).toBe(true);
     expect(under.output).toBe('0123456789\n'.repeat(10).slice(0, 109));
+  });
+
+  describe('CAIRN_OUTPUT', () => {
+    const outputStage = (args: string[]) => {
+      const cfg = config({ stages: { plan: { run: ['./output-file.sh', ...args] } } });
+      const stage = resolveStage(cfg, 'plan', identity()) as ResolvedCommandStage;
+      return { cfg, stage, file: path.join(cfg.dataDir, 'runs', '7', 'plan-2.out') };
+    };
+
+    it('takes the output from the file the program wrote; stdout goes only to the log', async () => {
+      const { cfg, stage, file } = outputStage(['{"verdict":"approve","comments":"fine"}']);
+      expect(stage.env.CAIRN_OUTPUT).toBe(file);
+      const { result, logFile } = await run(stage);
+      expect(success(result)).toEqual({ ok: true, output: { verdict: 'approve', comments: 'fine' }, truncated: false, outputSource: 'file' });
+      const log = readLog(logFile);
+      expect(log).toContain('thinking about it...');
+      expect(log).toContain('{"verdict":"not this one"}');
+      expect(log).toContain('written to CAIRN_OUTPUT');
+      // The result holds it now: the file and its task's directory are gone; the runs directory is private.
+      expect(existsSync(file)).toBe(false);
+      expect(existsSync(path.dirname(file))).toBe(false);
+      expect(statSync(path.join(cfg.dataDir, 'runs')).mode & 0o777).toBe(0o700);
+    });
+
+    it('keeps stdout as the output when the program writes no file, and never takes a file left from before', async () => {
+      const { stage, file } = outputStage([]);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, '{"verdict":"approve","comments":"stale, from a restored attempt"}');
+      const { result } = await run(stage);
+      expect(success(result)).toMatchObject({ output: 'thinking about it...\n{"verdict":"not this one"}', outputSource: 'stdout' });
+      expect(existsSync(file)).toBe(false);
+    });
+
+    it('truncates a file past outputBytes and keeps the file; a failed run reports the file as its output', async () => {
+      const big = 'x'.repeat(500);
+      const { stage, file } = outputStage([big]);
+      const { result, logFile } = await run(stage, { outputBytes: 100 });
+      expect(success(result)).toMatchObject({ output: 'x'.repeat(100), truncated: true, outputSource: 'file' });
+      expect(readFileSync(file, 'utf8')).toBe(big);
+      expect(readLog(logFile)).toContain('holds 500 bytes, more than limits.outputBytes (100)');
+
+      const failing = outputStage(['tests failed: 3 of 10', '1']);
+      const failed = failure((await run(failing.stage)).result);
+      expect(failed).toMatchObject({ reason: 'exit', exitCode: 1, output: 'tests failed: 3 of 10' });
+    });
   });
 
   it('passes task text with shell metacharacters verbatim: text is data, nothing runs', async () => {

@@ -58,7 +58,8 @@ program
 program
   .command('submit')
   .description('queue a new task; prints its id')
-  .argument('<request>', 'what the task should do')
+  .argument('[request]', 'what the task should do; `-` reads it from stdin')
+  .option('--file <path>', 'read the request from a file (for requests longer than a command line)')
   .addOption(new Option('--priority <p>', 'high, medium or low').choices(['high', 'medium', 'low']).default('medium'))
   .option('--depends-on <id>', 'a task that must complete first (repeatable)', collect)
   .option('--tag <tag>', 'a tag (repeatable)', collect)

@@ -1,5 +1,6 @@
-/** `cairn submit "<request>"`: inserts a pending task and prints its id on stdout. */
+/** `cairn submit "<request>" | --file F | -`: inserts a pending task and prints its id on stdout. */
 import type { Priority } from '../store/store.js';
+import { readRequestText } from './requestText.js';
 import { actorName, createCliEngine, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
 
 export interface SubmitOptions {
@@ -8,10 +9,14 @@ export interface SubmitOptions {
   tag?: string[];
   json?: boolean;
   by?: string;
+  /** A file holding the request (for requests longer than a command line). */
+  file?: string;
 }
 
-export async function run(request: string, opts: SubmitOptions, global: GlobalOptions, io: Output = stdio): Promise<void> {
+/** `requestArg` is the text, `-` for stdin, or undefined with `opts.file`. */
+export async function run(requestArg: string | undefined, opts: SubmitOptions, global: GlobalOptions, io: Output = stdio): Promise<void> {
   const dependsOn = (opts.dependsOn ?? []).flatMap((v) => v.split(',')).filter(Boolean).map(parseTaskId);
+  const request = await readRequestText(requestArg, opts.file);
   await withStore(global, async ({ config, store }) => {
     const { engine, done } = await createCliEngine({ config, store });
     const task = await engine.submit(

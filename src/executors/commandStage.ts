@@ -1,13 +1,15 @@
 /**
  * Runs a command stage: an argv array (never a shell string), the stage input as JSON on stdin, the
  * CAIRN_* environment, its own process group (so a timeout or cancel reaches grandchildren), stdout and
- * stderr appended to the run's log file, and stdout kept as the output up to `outputBytes`.
+ * stderr appended to the run's log file, and as the output the file CAIRN_OUTPUT names when the program
+ * wrote it, else stdout, up to `outputBytes` either way.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ResolvedCommandStage, StageResult, StageRunRequest } from './types.js';
 import { parseStageOutput } from './stageOutput.js';
+import { prepareOutputFile, readOutputFile, removeOutputFile } from './outputFile.js';
 
 /** How long a stage gets between SIGTERM and SIGKILL when it is stopped. */
 const KILL_GRACE_MS = 2000;
@@ -51,6 +53,17 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
   });
 
   return new Promise<StageResult>((resolve) => {
+    if (stage.outputFile) {
+      try {
+        prepareOutputFile(stage.outputFile);
+      } catch (e) {
+        const message = `cannot prepare the output file ${stage.outputFile} (CAIRN_OUTPUT): ${(e as Error).message}; check that the data directory is writable`;
+        log.write(`[cairn] ${message}\n`);
+        if (logError || log.destroyed) resolve({ ok: false, reason: 'spawn', message, exitCode: null, signal: null });
+        else log.end(() => resolve({ ok: false, reason: 'spawn', message, exitCode: null, signal: null }));
+        return;
+      }
+    }
     const stdoutChunks: Buffer[] = [];
     let stdoutBytes = 0;
     let truncated = false;
@@ -137,8 +150,9 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
 
     const settle = () => {
       if (!exited) return;
-      const stdout = Buffer.concat(stdoutChunks).toString('utf8');
       const { code, signal: exitSignal } = exited;
+      const captured = takeOutput();
+      const stdout = captured.text;
       if (stopReason === 'aborted') {
         finish({ ok: false, reason: 'aborted', message: 'stopped by cairn', exitCode: code, signal: exitSignal, output: stdout });
       } else if (stopReason === 'timeout' || stopReason === 'idle') {
@@ -152,10 +166,29 @@ export function runCommandStage(request: StageRunRequest & { stage: ResolvedComm
       } else if (code !== 0) {
         const message = `${stage.argv[0]} exited with code ${code}`;
         finish({ ok: false, reason: 'exit', message, exitCode: code, signal: null, output: stdout });
+      } else if (captured.error) {
+        log.write(`[cairn] ${captured.error}\n`);
+        finish({ ok: false, reason: 'output', message: captured.error, exitCode: code, signal: null });
       } else {
-        if (truncated) log.write(`[cairn] stdout was longer than limits.outputBytes (${outputBytes}); the output keeps the first part, this log has all of it\n`);
-        finish({ ok: true, output: truncated ? stdout : parseStageOutput(stdout), truncated });
+        finish({ ok: true, output: captured.truncated ? stdout : parseStageOutput(stdout), truncated: captured.truncated, outputSource: captured.source });
       }
+    };
+
+    /** The output: the CAIRN_OUTPUT file when the program wrote it (then removed), else stdout. */
+    const takeOutput = (): { text: string; truncated: boolean; source: 'stdout' | 'file'; error?: string } => {
+      const fromFile = stage.outputFile ? readOutputFile(stage.outputFile, outputBytes) : { written: false as const };
+      if (!fromFile.written) {
+        if (truncated) log.write(`[cairn] stdout was longer than limits.outputBytes (${outputBytes}); the output keeps the first part, this log has all of it\n`);
+        return { text: Buffer.concat(stdoutChunks).toString('utf8'), truncated, source: 'stdout' };
+      }
+      if ('error' in fromFile) return { text: '', truncated: false, source: 'file', error: fromFile.error };
+      if (fromFile.truncated) {
+        log.write(`[cairn] ${stage.outputFile} (CAIRN_OUTPUT) holds ${fromFile.sizeBytes} bytes, more than limits.outputBytes (${outputBytes}); the output keeps the first part, the file is kept with all of it\n`);
+      } else {
+        log.write(`[cairn] the output is the ${fromFile.sizeBytes} bytes written to CAIRN_OUTPUT; stdout above is only logged\n`);
+        removeOutputFile(stage.outputFile!);
+      }
+      return { text: fromFile.text, truncated: fromFile.truncated, source: 'file' };
     };
 
     child.on('exit', (code, exitSignal) => {

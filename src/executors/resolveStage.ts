@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import { ConfigError } from '../errors.js';
 import type { ModuleStageFn, ResolvedStage } from './types.js';
 import { taskNamespace } from '../state/stateNamespace.js';
+import { outputFilePath } from './outputFile.js';
 
 /** A relative program path ("./stages/plan.sh", "stages/plan.sh") is the config's; a bare name is looked up on PATH. */
 function resolveProgram(argv0: string, baseDir: string): string {
@@ -34,6 +35,7 @@ export function resolveStage(
     return { kind: 'module', module: path.resolve(config.baseDir, spec.module), timeoutMs: spec.timeout ?? null };
   }
   if ('run' in spec) {
+    const outputFile = outputFilePath(config.dataDir, identity.taskId, stage, identity.attempt);
     return {
       kind: 'command',
       argv: [resolveProgram(spec.run[0], config.baseDir), ...spec.run.slice(1)],
@@ -48,10 +50,13 @@ export function resolveStage(
         CAIRN_DATA_DIR: config.dataDir,
         // `cairn state …` in the stage finds its task's namespace and the daemon's state backend.
         CAIRN_STATE_NS: taskNamespace(identity.taskId),
+        // A program whose stdout is noisy (a coding agent) writes its output here instead.
+        CAIRN_OUTPUT: outputFile,
         ...(config.source ? { CAIRN_CONFIG: config.source } : {}),
       },
       timeoutMs: spec.timeout ?? null,
       idleTimeoutMs: spec.idleTimeout ?? null,
+      outputFile,
     };
   }
   throw new ConfigError(

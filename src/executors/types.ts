@@ -38,6 +38,11 @@ export interface ResolvedCommandStage {
   env: Record<string, string>;
   timeoutMs: number | null;
   idleTimeoutMs: number | null;
+  /**
+   * The file named by CAIRN_OUTPUT (already in `env`): when the program writes it, its content is the
+   * output and stdout is only logged. Absent for commands that are not stage runs (the cycle command).
+   */
+  outputFile?: string;
 }
 
 export interface ResolvedModuleStage {
@@ -64,7 +69,13 @@ export interface StageRunRequest {
 }
 
 export type StageResult =
-  | { ok: true; output: unknown; truncated: boolean }
+  | {
+      ok: true;
+      output: unknown;
+      truncated: boolean;
+      /** Where a command stage's output came from: its stdout, or the file CAIRN_OUTPUT named. */
+      outputSource?: 'stdout' | 'file';
+    }
   | {
       ok: false;
       /** 'aborted': stopped on purpose (cancel, shutdown); the engine records nothing for it. */
