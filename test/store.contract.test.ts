@@ -80,7 +80,9 @@ const sqliteBackend: Backend = {
       if (!raw) {
         raw = new Database(file, { timeout: 15_000 });
         const opened = raw;
-        cleanups.push(() => opened.close());
+        cleanups.push(() => {
+          opened.close();
+        });
       }
       return raw;
     };
