@@ -10,6 +10,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
+import type { DaemonService, ServiceHost } from '../daemonService.js';
 import { InvalidTransitionError, toError } from '../errors.js';
 import { carryOutRun, type RunContext } from '../engine/carryOutRun.js';
 import { Engine, type ClaimFor } from '../engine/engine.js';
@@ -23,18 +24,6 @@ import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
 import { markGoneSessions, thisHost } from '../process/sessions.js';
 
 export type ResumePolicy = 'all' | 'none' | number[];
-
-/**
- * Something that runs alongside the daemon for the life of its session (the inbox watcher, …).
- * Started after the session exists, stopped before it ends; a failing service is logged, not fatal.
- */
-export interface DaemonService {
-  readonly name: string;
-  start(daemon: Daemon): Promise<void> | void;
-  stop(): Promise<void> | void;
-  /** Runs once the session is marked stopped, before the store closes (a last status write). */
-  afterStop?(): Promise<void> | void;
-}
 
 export interface DaemonOptions {
   store: Store;
@@ -74,7 +63,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** How many interrupted tasks are resumed together (one commit) at start. */
 const RESUME_CHUNK = 256;
 
-export class Daemon extends EventEmitter {
+export class Daemon extends EventEmitter implements ServiceHost {
   readonly store: Store;
   readonly config: Config;
   readonly engine: Engine;

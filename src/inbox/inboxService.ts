@@ -10,7 +10,7 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Daemon, DaemonService } from '../daemon/daemon.js';
+import type { DaemonService, ServiceHost } from '../daemonService.js';
 import { crashPoint } from '../process/crashPoints.js';
 import { toError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
@@ -79,10 +79,10 @@ export class InboxService implements DaemonService {
   private watcher: FSWatcher | null = null;
   private queue: Promise<void> = Promise.resolve();
   private readonly retries = new Set<NodeJS.Timeout>();
-  private daemon: Daemon | null = null;
+  private daemon: ServiceHost | null = null;
   private dir = '';
 
-  async start(daemon: Daemon): Promise<void> {
+  async start(daemon: ServiceHost): Promise<void> {
     this.daemon = daemon;
     this.dir = inboxDir(daemon.config);
     for (const d of [this.dir, path.join(this.dir, 'accepted'), path.join(this.dir, 'rejected')]) ensurePrivateDir(d);

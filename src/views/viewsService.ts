@@ -1,6 +1,6 @@
 /** Runs the views alongside a daemon: written at start, refreshed on the heartbeat schedule, final at stop. */
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Daemon, DaemonService } from '../daemon/daemon.js';
+import type { DaemonService, ServiceHost } from '../daemonService.js';
 import { toError } from '../errors.js';
 import { attachViews, type AttachedViews } from './attachViews.js';
 
@@ -10,7 +10,7 @@ export class ViewsService implements DaemonService {
   private task: ScheduledTask | null = null;
   private refresh: (() => Promise<void>) | null = null;
 
-  start(daemon: Daemon): void {
+  start(daemon: ServiceHost): void {
     this.attached = attachViews(daemon.engine, daemon.config, daemon.logger);
     if (!this.attached) return;
     const { views } = this.attached;
