@@ -23,7 +23,9 @@ describe('config validation cache', () => {
     expect(statSync(path.join(dir, entries[0])).mode & 0o777).toBe(0o600);
 
     // The cached config is the validated one: same answer from the cache as from validation.
-    const { loadConfig } = await import('../dist/src/loadConfig.js');
+    // The built module (as the CLI runs it); a computed specifier keeps tsc from type-checking dist/ as input.
+    const builtLoadConfig = new URL('../dist/src/loadConfig.js', import.meta.url).href;
+    const { loadConfig } = (await import(builtLoadConfig)) as typeof import('../src/loadConfig.js');
     const fresh = await loadConfig({ cwd: ws.dir, env: { ...process.env, XDG_CACHE_HOME: tempDir('cairn-cache-') } });
     const cached = await loadConfig({ cwd: ws.dir, env: { ...process.env, ...env } });
     expect(cached).toEqual(fresh);

@@ -47,8 +47,9 @@ describe('config messages name the real fault and its key path', () => {
   it('a bare number for a duration is milliseconds', async () => {
     const ws = new Workspace(tempDir());
     ws.writeConfig({ stages: { plan: { run: ['./p.sh'], timeout: 1500 } }, heartbeat: { staleAfter: 60_000 } });
+    ws.createDataDir(); // a read verb refuses a data directory that does not exist
     expect(ws.cli(['list']).code).toBe(0);
-    const { loadConfig } = await import('../dist/src/loadConfig.js');
+    const { loadConfig } = await import('../src/loadConfig.js');
     const config = await loadConfig({ cwd: ws.dir, env: { XDG_CACHE_HOME: tempDir('cairn-cache-') } });
     expect(config.stages.plan).toMatchObject({ timeout: 1500 });
     expect(config.heartbeat.staleAfter).toBe(60_000);

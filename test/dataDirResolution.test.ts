@@ -5,7 +5,7 @@
  * shell is. Runs the real binary from different directories, sharing one validation cache.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CAIRN_BIN, type CliResult } from './helpers/cairnProcess.js';
@@ -44,6 +44,7 @@ describe('data directory resolution', () => {
     const config = path.join(project, 'cairn.config.json');
     writeFileSync(config, JSON.stringify({ dataDir: 'data' }));
     // Validated once with dataDir from the file: the same settings from CAIRN_DATA_DIR must not reuse it.
+    mkdirSync(path.join(project, 'data'), { mode: 0o700 }); // a read verb refuses a data directory that does not exist
     expect(requests(cairnIn(elsewhere, ['--config', config, 'list', '--json'], env))).toEqual([]);
 
     expect(cairnIn(elsewhere, ['--config', config, 'submit', 'from the environment'], { ...env, CAIRN_DATA_DIR: 'data' }).code).toBe(0);
