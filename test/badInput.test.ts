@@ -27,7 +27,7 @@ describe('bad input gets a clear message, the right exit code, and corrupts noth
       [['rewind', String(id), '--to', 'after_review'], 1, /task 1 has not reached checkpoint after_review; it has: workflow_start/],
       [['rewind', String(id), '--to', 'yesterday'], 2, /"yesterday" is not a checkpoint name; use one of workflow_start/],
       [['submit', 'x', '--depends-on', '42'], 1, /task 42 does not exist/],
-      [['submit', '   '], 2, /the request is empty/],
+      [['submit', '   '], 2, /the request from the argument is empty/],
     ];
     for (const [args, code, message] of cases) {
       const r = ws.cli(args);

@@ -55,6 +55,7 @@ describe('cairn submit --file and -', () => {
     const blank = submitWithStdin(ws, ['-'], '   \n');
     expect(blank.stderr).toMatch(/the request from stdin is empty/);
     expect(blank.code).toBe(2);
+    ws.createDataDir(); // nothing was submitted, so only an empty data directory can be listed
     expect(ws.json<unknown[]>(['list'])).toEqual([]);
   });
 });
