@@ -196,7 +196,13 @@ describe('heartbeat', () => {
     try {
       const started = await daemon.waitForLog(/cairn daemon started/);
       await waitFor(() => existsSync(record), { what: 'the cycle command started' });
-      await new Promise((r) => setTimeout(r, 2500)); // longer than staleAfter, while the cycle sleeps
+      const cycleStartedAt = Date.now();
+      // While the cycle sleeps, the session is renewed past staleAfter (2 s): a renewal later than that is the signal.
+      await waitFor(() => Date.parse(ws.json(['status']).sessions[0].last_heartbeat_at) > cycleStartedAt + 2000, {
+        what: 'a session renewal more than staleAfter after the cycle command started',
+        timeoutMs: 3500,
+        intervalMs: 100,
+      });
       const other = ws.json(['heartbeat']);
       expect(other.parts.find((p: any) => p.name === 'sessions').detail).toEqual({ marked: [] });
       expect(other.parts.find((p: any) => p.name === 'cycle').skipped).toBe(`upkeep is not this cycle's to do (held by ${started.session})`);

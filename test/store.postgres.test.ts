@@ -163,8 +163,14 @@ describe('schemas', () => {
     const watcherA = await open(schemaUrl(a.target.schema));
     const markerA = await watcherA.changeMarker();
     for (let i = 0; i < 5; i++) await engineFor(b).submit({ request: `b ${i}` }, 'test');
-    await new Promise((r) => setTimeout(r, 300));
-    expect(await watcherA.changeMarker()).toBe(markerA);
+    // Then one commit in a. A listener gets notifications in commit order (PostgreSQL sends a session's
+    // pending ones together), so once a's is heard, any of b's that reached a's channel were counted first.
+    await engineFor(a).submit({ request: 'a after b' }, 'test');
+    const heard = await waitFor(async () => {
+      const m = await watcherA.changeMarker();
+      return m !== markerA && m;
+    }, { what: "a to hear its own schema's commit", timeoutMs: 2000 });
+    expect(heard).toBe(markerA + 1);
   });
 });
 
@@ -233,17 +239,19 @@ describe('cut connections', () => {
     const task = await engine.submit({ request: 'before the cut' }, 'test');
     const marker = await store.changeMarker();
     const other = await open(schemaUrl(schema));
+    const listeners = () => adminQuery<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE $2', [appName, 'LISTEN%']);
+    const cutListener = (await listeners()).map((r) => r.pid);
     expect(await terminateBackends(appName)).toBeGreaterThanOrEqual(2); // a pool connection and the listener
-    // An unhandled 'error' from a cut idle client would end this test process here.
-    await new Promise((r) => setTimeout(r, 200));
-    expect((await store.getTask(task.id))?.request).toBe('before the cut');
-    const { task: started } = await engine.start(task.id, 'test');
-    expect(started.state).toBe('planning');
-    // The listener comes back on its own; then another process's commit moves the marker again.
-    await waitFor(async () => (await adminQuery('SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE $2', [appName, 'LISTEN%'])).length > 0, {
+    // The listener comes back on its own, on a new backend, after a backoff. Its connection and the pool's
+    // closed together, so by then an unhandled 'error' from a cut idle pool client would have ended this process.
+    await waitFor(async () => (await listeners()).some((r) => !cutListener.includes(r.pid)), {
       what: 'the listener to reconnect',
       timeoutMs: 5000,
     });
+    expect((await store.getTask(task.id))?.request).toBe('before the cut');
+    const { task: started } = await engine.start(task.id, 'test');
+    expect(started.state).toBe('planning');
+    // Then another process's commit moves the marker again.
     const afterReconnect = await store.changeMarker();
     expect(afterReconnect).not.toBe(marker);
     await engineFor(other).submit({ request: 'from another process' }, 'test');
