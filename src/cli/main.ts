@@ -67,6 +67,19 @@ program
   .option('--json', 'print {"id": N}')
   .action(async (request, opts) => (await import('./submit.js')).run(request, opts, globals()));
 
+program
+  .command('init')
+  .description('write a starter cairn.config.json and stage scripts into DIR (default: here), then say what to run')
+  .argument('[dir]', 'where to write them (created if missing)')
+  .action(async (dir) => (await import('./init.js')).run(dir));
+
+program
+  .command('service')
+  .description('print a pm2 process file or a hardened systemd unit that runs this cairn with your config')
+  .argument('<manager>', 'pm2 or systemd')
+  .option('--user <name>', 'the account the service runs as (default: you)')
+  .action(async (manager, opts) => (await import('./service.js')).run(manager, opts, globals()));
+
 // The read verbs come from one table, which src/cairn.ts also parses without commander.
 for (const verb of READ_VERBS) {
   const command = program.command(verb.name).description(verb.description);
