@@ -81,6 +81,7 @@ export function renderSystemdUnit(setup: ServiceSetup): string {
     ...(tmpPaths.length > 0
       ? [`# PrivateTmp=yes would hide ${tmpPaths.join(', ')} (under /tmp); move them out of /tmp to turn it on.`, 'PrivateTmp=no']
       : ['PrivateTmp=yes']),
+    '# Only /dev/null, zero, random and the like; delete this line for a stage that needs a device (a GPU).',
     'PrivateDevices=yes',
     'PrivateMounts=yes',
     'NoNewPrivileges=yes',
