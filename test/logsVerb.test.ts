@@ -65,6 +65,10 @@ async function followSteppedPlan(ws: Workspace, stepDir: string, started: () => 
     // The stage is blocked until go-2 exists: what the follower shows, it showed as the stage wrote it.
     expect(follower.stdout).not.toContain('step 2');
     expect(follower.isRunning).toBe(true);
+    // Without --follow: what there is so far, and a note that more may come.
+    const sofar = ws.cli(['logs', '1'], env);
+    expect(sofar).toMatchObject({ code: 0, stdout: 'step 1 of 3\n' });
+    expect(sofar.stderr).toMatch(/^cairn: task 1's plan attempt 1 has no result yet .*`cairn logs 1 --follow` prints the rest as it comes\n$/);
     writeFileSync(path.join(stepDir, 'go-2'), '');
     await follower.waitForOutput('step 2 of 3\n');
     expect(follower.isRunning).toBe(true);

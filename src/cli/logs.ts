@@ -67,7 +67,11 @@ export async function run(idArg: string, opts: LogsOptions, global: GlobalOption
     const stream = createReadStream(file);
     stream.pipe(process.stdout, { end: false });
     await finished(stream);
-    if (isOpen) process.stderr.write(`cairn: task ${id}'s ${chosen.stage} attempt ${chosen.attempt} is still running; \`cairn logs ${id} --follow\` prints the rest as it comes\n`);
+    if (isOpen) {
+      process.stderr.write(
+        `cairn: task ${id}'s ${chosen.stage} attempt ${chosen.attempt} has no result yet (it is running, or its daemon stopped mid-run); \`cairn logs ${id} --follow\` prints the rest as it comes\n`,
+      );
+    }
   });
 }
 
