@@ -1,5 +1,6 @@
 /** The JSON shapes of DESIGN §6 and their human renderings. Pure. */
 import { STAGES, STAGE_OUTPUT_KEY } from '../../machines/taskStates.js';
+import { stageLogPath } from '../executors/stageLogPath.js';
 import type { CheckpointRecord, NoteRecord, StageRunRecord, TaskRecord, TransitionRecord } from '../store/store.js';
 
 export const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
@@ -32,7 +33,8 @@ export function noteJson(n: NoteRecord) {
   };
 }
 
-export function taskDetailJson(task: TaskRecord, checkpoints: CheckpointRecord[], runs: StageRunRecord[], notes: NoteRecord[] = []) {
+/** `logsDir` (stageLogsDir of the data directory) fills each run's `log` path; without it `log` is null. */
+export function taskDetailJson(task: TaskRecord, checkpoints: CheckpointRecord[], runs: StageRunRecord[], notes: NoteRecord[] = [], logsDir?: string) {
   const context = task.snapshot.context;
   const outputs = Object.fromEntries(STAGES.map((s) => [STAGE_OUTPUT_KEY[s], context.outputs[STAGE_OUTPUT_KEY[s]] ?? null]));
   return {
@@ -57,6 +59,7 @@ export function taskDetailJson(task: TaskRecord, checkpoints: CheckpointRecord[]
       outcome: r.outcome,
       exit_code: r.exitCode,
       signal: r.signal,
+      log: logsDir === undefined ? null : stageLogPath(logsDir, task.id, r.stage, r.attempt),
     })),
   };
 }
@@ -123,6 +126,13 @@ export function renderTaskDetail(detail: ReturnType<typeof taskDetailJson>): str
     }
   }
   if (detail.checkpoints.length) lines.push(`  checkpoints: ${detail.checkpoints.map((c) => c.name).join(', ')}`);
+  if (detail.runs.length) {
+    lines.push('  runs:');
+    for (const r of detail.runs) {
+      const ended = r.outcome === null ? 'running' : `${r.outcome}${r.exit_code !== null ? ` (exit ${r.exit_code})` : r.signal ? ` (${r.signal})` : ''}`;
+      lines.push(`    ${r.started_at}  ${r.stage} attempt ${r.attempt}: ${ended}${r.log ? `  log ${r.log}` : ''}`);
+    }
+  }
   return lines.join('\n');
 }
 

@@ -1,5 +1,5 @@
 /**
- * The read verbs (show, history, list, list-resumable, status) and the global flags, declared once.
+ * The read verbs (show, history, logs, list, list-resumable, status) and the global flags, declared once.
  * main.ts builds its commander commands from this table; readCommand.ts parses a well-formed read
  * command straight from it, so a read never loads commander.
  */
@@ -62,6 +62,18 @@ const READ_VERB_TABLE: readonly ReadVerb[] = [
     args: [ID_ARG],
     options: [JSON_FLAG, ARCHIVED_FLAG],
     run: async ([id], opts, global) => (await import('./history.js')).run(id, opts, global),
+  },
+  {
+    name: 'logs',
+    description: "a stage run's log: the task's latest run, or the latest attempt of --stage, or --attempt",
+    args: [ID_ARG],
+    options: [
+      ['--stage <stage>', 'plan, implement, review or verify (default: the stage that ran last)'],
+      ['--attempt <n>', 'this attempt of the stage (default: its latest)'],
+      ['--follow', 'print the log as it grows; ends when the run ends'],
+      JSON_FLAG,
+    ],
+    run: async ([id], opts, global) => (await import('./logs.js')).run(id, opts, global),
   },
   {
     name: 'status',

@@ -5,6 +5,7 @@
 import { once } from 'node:events';
 import { isTerminalState } from '../../machines/taskStates.js';
 import { UsageError } from '../errors.js';
+import { stageLogsDir } from '../executors/stageLogPath.js';
 import type { TaskRecord } from '../store/store.js';
 import { actorName, loadCliConfig, parseTaskId, stdio, type GlobalOptions, type Output } from './context.js';
 import { assertStagesConfigured, createDaemon, runUntilStopped } from './daemonProcess.js';
@@ -61,7 +62,7 @@ export async function run(request: string | undefined, opts: RunOptions, global:
       if (code !== 0) return code;
       task = await engine.getTask(id);
     }
-    if (opts.json) io.out(JSON.stringify(taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id))));
+    if (opts.json) io.out(JSON.stringify(taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id), [], stageLogsDir(config.dataDir))));
     else io.out(summary(task));
     return task.state === 'failed' || task.state === 'cancelled' ? 1 : 0;
   } finally {

@@ -1,4 +1,7 @@
-/** `cairn status`: daemon sessions and their health, counts by status, and what needs a human. */
+/**
+ * `cairn status`: daemon sessions and their health, counts by status, and what needs a human: the
+ * tasks waiting for approval, failed and stuck, by id (`attention`), and the heartbeat's flags.
+ */
 import { statSync } from 'node:fs';
 import { stdio, withStore, type GlobalOptions, type Output } from './context.js';
 import { iso, table } from './format.js';
@@ -19,6 +22,8 @@ export async function run(opts: { json?: boolean }, global: GlobalOptions, io: O
     // Stuck stages, approvals waiting, stale sessions, failing heartbeat parts, a failed restore drill.
     const health = await (await import('../daemon/healthStatus.js')).collectHealth(config, store, sessions, now);
     flags.push(...health.flags);
+    const needsAttention = await import('../daemon/needsAttention.js');
+    const attention = await needsAttention.findNeedsAttention(store, config, now);
     if (live.length === 0) flags.push({ kind: 'no_daemon', message: 'no daemon is running; start one with `cairn start`' });
     const latest = sessions[0] ?? null;
     const sizeBytes = store.kind === 'sqlite' ? safeSize(store.location) : null;
@@ -36,6 +41,7 @@ export async function run(opts: { json?: boolean }, global: GlobalOptions, io: O
       stale_sessions: health.staleSessions,
       database: { kind: store.kind, location: store.location, size_bytes: sizeBytes },
       flags,
+      attention,
     };
     if (opts.json) return io.out(JSON.stringify(report));
     const lines: string[] = [];
@@ -47,6 +53,7 @@ export async function run(opts: { json?: boolean }, global: GlobalOptions, io: O
     lines.push(`database ${store.location}${sizeBytes !== null ? ` (${(sizeBytes / 1024).toFixed(0)} KiB)` : ''}`);
     const countRows = Object.entries(counts);
     lines.push(`tasks    ${countRows.length ? countRows.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
+    lines.push(...needsAttention.renderNeedsAttention(attention));
     if (health.lastCycle) {
       const failed = health.lastCycle.failed_parts.map((p) => p.name);
       lines.push(`heartbeat last cycle ${health.lastCycle.at} (${health.lastCycle.ms} ms)${failed.length ? `: ${failed.join(', ')} FAILED` : ': ok'}`);

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import path from 'node:path';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
@@ -15,6 +14,7 @@ import { InvalidTransitionError, toError } from '../errors.js';
 import { carryOutRun, type RunContext } from '../engine/carryOutRun.js';
 import { Engine, type ClaimFor } from '../engine/engine.js';
 import { ResumePass } from '../engine/resumeTask.js';
+import { stageLogsDir } from '../executors/stageLogPath.js';
 import type { ModuleStageFn } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { wallClock } from './clock.js';
@@ -102,7 +102,7 @@ export class Daemon extends EventEmitter implements ServiceHost {
       store: this.store,
       engine: this.engine,
       executors: options.executors,
-      logsDir: path.resolve(options.config.dataDir, 'logs'),
+      logsDir: stageLogsDir(options.config.dataDir),
       now: this.now,
       actor: () => this.actor,
       claimFor: () => this.claimFor(),

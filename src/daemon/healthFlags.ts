@@ -4,7 +4,7 @@
  * `heartbeat.approvalReminderAfter`, and sessions recently marked stale.
  */
 import type { Config } from '../config.js';
-import type { SessionRecord, Store } from '../store/store.js';
+import type { SessionRecord, StageRunRecord, Store } from '../store/store.js';
 import type { HealthFlag } from './heartbeatLog.js';
 
 /**
@@ -22,18 +22,27 @@ export function formatDuration(ms: number): string {
   return `${Math.round(ms / 86_400_000)} days`;
 }
 
+/** A leased stage run past its configured timeout (and STUCK_GRACE_MS). */
+export interface StuckRun {
+  run: StageRunRecord;
+  /** The session holding the task's lease. */
+  session: string;
+  ranMs: number;
+  timeoutMs: number;
+}
+
 /**
- * Leased stages running past their configured timeout. Reads the store. `ranForMs` gives the monotonic
- * run time of stages this process runs itself, so a wall-clock jump cannot make them look stuck; other
- * processes' stages are judged by wall time, the only clock they share.
+ * Leased stages running past their configured timeout, longest over first. Reads the store. `ranForMs`
+ * gives the monotonic run time of stages this process runs itself, so a wall-clock jump cannot make them
+ * look stuck; other processes' stages are judged by wall time, the only clock they share.
  */
-export async function findStuckTasks(
+export async function findStuckRuns(
   store: Store,
   config: Config,
   now: number,
   ranForMs: (taskId: number) => number | undefined = () => undefined,
-): Promise<HealthFlag[]> {
-  const flags: HealthFlag[] = [];
+): Promise<StuckRun[]> {
+  const stuck: StuckRun[] = [];
   const tasks = await store.listTasks({ status: 'in_progress' });
   // One read of every open run, not one per task: this runs on every heartbeat, with every stage in
   // flight. Read after the tasks, so a run that ended in between is not judged as still running.
@@ -47,16 +56,27 @@ export async function findStuckTasks(
     if (timeoutMs === undefined) continue;
     const ranMs = ranForMs(task.id) ?? now - run.startedAt;
     if (ranMs <= timeoutMs + STUCK_GRACE_MS) continue;
-    flags.push({
-      kind: 'stuck',
-      task: task.id,
-      session: task.lease.owner,
-      message:
-        `task ${task.id} has been in its ${run.stage} stage (attempt ${run.attempt}) for ${formatDuration(ranMs)}, past its timeout of ${formatDuration(timeoutMs)}; ` +
-        `session ${task.lease.owner} may be hung: check that daemon, or \`cairn cancel ${task.id}\``,
-    });
+    stuck.push({ run, session: task.lease.owner, ranMs, timeoutMs });
   }
-  return flags;
+  return stuck.sort((a, b) => b.ranMs - b.timeoutMs - (a.ranMs - a.timeoutMs));
+}
+
+/** findStuckRuns as flags, in task order. Reads the store. */
+export async function findStuckTasks(
+  store: Store,
+  config: Config,
+  now: number,
+  ranForMs: (taskId: number) => number | undefined = () => undefined,
+): Promise<HealthFlag[]> {
+  const stuck = (await findStuckRuns(store, config, now, ranForMs)).sort((a, b) => a.run.taskId - b.run.taskId);
+  return stuck.map(({ run, session, ranMs, timeoutMs }) => ({
+    kind: 'stuck',
+    task: run.taskId,
+    session,
+    message:
+      `task ${run.taskId} has been in its ${run.stage} stage (attempt ${run.attempt}) for ${formatDuration(ranMs)}, past its timeout of ${formatDuration(timeoutMs)}; ` +
+      `session ${session} may be hung: check that daemon, or \`cairn cancel ${run.taskId}\``,
+  }));
 }
 
 /** Tasks at an approval gate for longer than `heartbeat.approvalReminderAfter`. Reads the store. */

@@ -3,7 +3,6 @@
  * lease, trying again while the database cannot be reached. The daemon decides when a run starts and
  * what happens to its slot afterwards; this module only carries one run through.
  */
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
@@ -12,6 +11,7 @@ import { StageResultRefused, type ClaimFor, type Engine } from './engine.js';
 import { buildStageInput, toStageEvent } from './stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
+import { stageLogPath } from '../executors/stageLogPath.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
 import { openTaskState } from '../state/stateNamespace.js';
 import type { ClaimedRun, Store, TaskRecord } from '../store/store.js';
@@ -45,9 +45,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function carryOutRun(ctx: RunContext, claim: ClaimedRun, signal: AbortSignal, log: Logger): Promise<RunOutcome> {
   const { task, run, lease } = claim;
   const identity = { taskId: task.id, stage: run.stage, attempt: run.attempt, runId: run.runId };
-  // Joined by hand: every part is already normal (an absolute data directory, a number, a stage name),
-  // and path.join's normalising is a measurable share of a no-op stage's cost.
-  const logFile = `${ctx.logsDir}${path.sep}${task.id}${path.sep}${run.stage}-${run.attempt}.log`;
+  const logFile = stageLogPath(ctx.logsDir, task.id, run.stage, run.attempt);
   log.info(`task ${task.id}: ${run.stage} attempt ${run.attempt} started`);
   let result: StageResult;
   try {
