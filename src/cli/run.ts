@@ -8,7 +8,7 @@ import { UsageError } from '../errors.js';
 import type { TaskRecord } from '../store/store.js';
 import { actorName, loadCliConfig, parseTaskId, stdio, type GlobalOptions, type Output } from './context.js';
 import { assertStagesConfigured, createDaemon, runUntilStopped } from './daemonProcess.js';
-import { taskDetailJson } from './format.js';
+import { taskDetailJson } from '../taskJson.js';
 
 export interface RunOptions {
   resume?: string;
