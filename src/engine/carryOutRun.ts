@@ -13,7 +13,7 @@ import { buildStageInput, toStageEvent } from './stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
-import { openTaskState } from '../state/stateNamespace.js';
+import { openTaskState } from '../state/openTaskState.js';
 import type { ClaimedRun, Store, TaskRecord } from '../store/store.js';
 import { crashPoint } from '../process/crashPoints.js';
 
