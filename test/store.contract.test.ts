@@ -14,7 +14,7 @@ import { statusOfState } from '../machines/task.machine.js';
 import { defaultConfig, type ConfigFile } from '../src/config.js';
 import { Engine, StageResultRefused } from '../src/engine/engine.js';
 import { replayHistory } from '../src/engine/replay.js';
-import { checkpointsNamed, restoreSnapshot, runRequested, step, toPersisted } from '../src/engine/snapshot.js';
+import { checkpointsNamed, restoreTaskSnapshot, runRequested, step, toPersisted } from '../src/engine/snapshot.js';
 import { CheckpointNotFoundError, InvalidTransitionError, StoreError, TaskNotFoundError, UsageError } from '../src/errors.js';
 import { openStore } from '../src/store/openStore.js';
 import type { NewNote, Store, TaskRecord, TransitionWrite } from '../src/store/store.js';
@@ -141,7 +141,7 @@ function writeFor(
   event: TaskEvent,
   options: { expectedVersion?: number; leaseToken?: number; actor?: string; notes?: NewNote[] } = {},
 ): TransitionWrite {
-  const result = step(restoreSnapshot(task.snapshot), event);
+  const result = step(restoreTaskSnapshot(task.snapshot), event);
   if (!result) throw new Error(`the machine refuses ${event.type} in ${task.state}`);
   const to = result.next.value as TaskState;
   const isStageResult = event.type === 'STAGE_SUCCEEDED' || event.type === 'STAGE_FAILED';

@@ -13,7 +13,7 @@ import { buildStageInput, toStageEvent } from './stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
-import { openTaskState } from '../state/openTaskState.js';
+import { openTaskKeyValueState } from '../state/openTaskKeyValueState.js';
 import type { ClaimedRun, Store, TaskRecord } from '../store/store.js';
 import { crashPoint } from '../process/crashPoints.js';
 
@@ -32,7 +32,7 @@ export interface RunContext {
   claimFor(): ClaimFor;
 }
 
-export interface RunOutcome {
+export interface RunEnd {
   /** The task as its result left it; absent when nothing was recorded (stopped, or refused). */
   recorded?: TaskRecord;
   /** The next stage's run, when the result claimed it. */
@@ -42,7 +42,7 @@ export interface RunOutcome {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs a claimed stage and records its result. Throws only what cairn itself failed at. */
-export async function carryOutRun(ctx: RunContext, claim: ClaimedRun, signal: AbortSignal, log: Logger): Promise<RunOutcome> {
+export async function carryOutRun(ctx: RunContext, claim: ClaimedRun, signal: AbortSignal, log: Logger): Promise<RunEnd> {
   const { task, run, lease } = claim;
   const identity = { taskId: task.id, stage: run.stage, attempt: run.attempt, runId: run.runId };
   // Joined by hand: every part is already normal (an absolute data directory, a number, a stage name),
@@ -60,7 +60,7 @@ export async function carryOutRun(ctx: RunContext, claim: ClaimedRun, signal: Ab
       outputBytes: ctx.config.limits.outputBytes,
       signal,
       logger: log,
-      state: openTaskState(ctx.config, ctx.store, task.id),
+      state: openTaskKeyValueState(ctx.config, ctx.store, task.id),
       onSpawn: (pgid) => {
         ctx.store.recordRunProcess(task.id, run.stage, run.attempt, pgid).catch((e) =>
           log.warn({ err: toError(e) }, `could not record the process group of task ${task.id}`),

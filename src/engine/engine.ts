@@ -27,7 +27,7 @@ import {
   checkpointsNamed,
   initialSnapshot,
   policyFromConfig,
-  restoreSnapshot,
+  restoreTaskSnapshot,
   runRequested,
   step,
   toPersisted,
@@ -202,7 +202,7 @@ export class Engine {
       let result: ReturnType<typeof step>;
       try {
         event = makeEvent(task);
-        result = step(restoreSnapshot(task.snapshot), event);
+        result = step(restoreTaskSnapshot(task.snapshot), event);
       } catch (e) {
         if (guess) continue; // judged on a remembered record: judge again on a fresh one
         throw e;
@@ -240,7 +240,7 @@ export class Engine {
   private buildWrite(
     task: TaskRecord,
     event: TaskEvent,
-    next: ReturnType<typeof restoreSnapshot>,
+    next: ReturnType<typeof restoreTaskSnapshot>,
     actions: MachineAction[],
     actor: string,
     leaseToken: number | undefined,

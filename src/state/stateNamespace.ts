@@ -4,7 +4,7 @@
  * that never touches its state never connects to Redis.
  *
  * Only the interface and pure binders live here; opening a backend (which knows the store) is in
- * openTaskState.ts and openStateBackend.ts, so the executors that take a namespace never load the store.
+ * openTaskKeyValueState.ts and openStateBackend.ts, so the executors that take a namespace never load the store.
  */
 import { StateBackendError } from '../errors.js';
 import { assertName, type CheckpointInfo, type JsonValue, type StateBackend, type StateEntry } from './stateBackend.js';
@@ -73,7 +73,7 @@ export function lazyBackend(open: () => Promise<StateBackend>): { get: () => Pro
   };
 }
 
-export interface TaskState extends StateNamespace {
+export interface TaskKeyValueState extends StateNamespace {
   /** Closes the backend if this handle opened it (a Redis connection); the handle is unusable after. */
   close(): Promise<void>;
 }

@@ -6,10 +6,10 @@
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
 import { openStateBackend } from './openStateBackend.js';
-import { bindNamespace, lazyBackend, taskNamespace, type TaskState } from './stateNamespace.js';
+import { bindNamespace, lazyBackend, taskNamespace, type TaskKeyValueState } from './stateNamespace.js';
 
 /** The state of one task's stage run, opened lazily from the config (sharing `store`'s connection). Opens nothing until used. */
-export function openTaskState(config: Config, store: Store | undefined, taskId: number): TaskState {
+export function openTaskKeyValueState(config: Config, store: Store | undefined, taskId: number): TaskKeyValueState {
   const backend = lazyBackend(() => openStateBackend(config, store));
   return { ...bindNamespace(backend.get, taskNamespace(taskId)), close: backend.close };
 }
