@@ -15,6 +15,7 @@ import {
   CheckpointNotFoundError,
   ConflictError,
   InvalidTransitionError,
+  StageResultRefused,
   TaskNotFoundError,
   UsageError,
 } from '../errors.js';
@@ -52,16 +53,6 @@ export interface StepResult {
 
 /** Who claims the next stage's run with the write (TransitionWrite.claimFor). */
 export type ClaimFor = TransitionWrite['claimFor'];
-
-/** A refused stage result: the run lost its lease, was already recorded, or the machine moved on. */
-export class StageResultRefused extends Error {
-  constructor(
-    message: string,
-    readonly reason: string,
-  ) {
-    super(message);
-  }
-}
 
 const MAX_CONFLICT_RETRIES = 20;
 const GATE_STATES = 'plan_awaiting_approval or implementation_awaiting_approval';
@@ -234,6 +225,7 @@ export class Engine {
 
   private refusalError(outcome: Extract<CommitResult, { ok: false }>): Error {
     if (outcome.reason === 'missing') return new InvalidTransitionError(outcome.message);
+    if (outcome.reason === 'conflict') return new ConflictError(outcome.message);
     return new StageResultRefused(outcome.message, outcome.reason);
   }
 
