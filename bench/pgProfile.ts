@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { openCairn } from '../src/index.js';
-import type { PostgresStore } from '../src/store/postgres.js';
 import { nowMs } from './stats.js';
 import { BENCH_PG_URL, dropBenchObjects, newBenchSchema } from './scenarios/pgDatabase.js';
 
@@ -22,7 +21,9 @@ try {
     executors: noop,
   });
   for (let i = 0; i < tasks; i++) await cairn.submit({ request: `profile ${i}` });
-  const pool = (cairn.store as PostgresStore).pool;
+  const connection = cairn.store.connection();
+  if (connection.kind !== 'postgres') throw new Error('pgProfile runs on a PostgreSQL store');
+  const pool = connection.pool;
   const counts = new Map<string, number>();
   const spent = new Map<string, number>();
   const query = pool.query.bind(pool) as (...a: unknown[]) => Promise<unknown>;

@@ -76,6 +76,31 @@ export class ImportError extends CairnError {
   override readonly code = 'IMPORT';
 }
 
+/**
+ * A stage's result the engine would not record: the run lost its lease to another session (`fenced`),
+ * its result was recorded already (`duplicate`), or the task moved on past that attempt (`stale`).
+ * Nothing was written. A daemon logs it and carries on; a library caller's recordStageResult rejects.
+ */
+export class StageResultRefused extends CairnError {
+  override readonly code = 'STAGE_RESULT_REFUSED';
+  constructor(
+    message: string,
+    readonly reason: 'stale' | 'fenced' | 'duplicate',
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * An inbox file that cannot become tasks: not valid JSON, YAML or front matter, an empty request, an
+ * unknown key, too large, not a regular file. The daemon moves it to the inbox's rejected folder with
+ * this message; exit 2 because, like a bad config, the fix is to correct the file.
+ */
+export class InboxFileError extends CairnError {
+  override readonly code = 'INBOX_FILE';
+  override readonly exitCode = 2;
+}
+
 /** Routes every `catch (e: unknown)` through one place, so a thrown string or object still has a message. */
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;

@@ -18,7 +18,7 @@ import { thisHost } from '../src/process/sessions.js';
 import { Engine } from '../src/engine/engine.js';
 import { StoreError } from '../src/errors.js';
 import { SqliteStateBackend } from '../src/state/sqliteState.js';
-import { copyRows, verifyCopy } from '../src/store/copyStore.js';
+import { copyRows, verifyCopy } from '../src/migrateStore/copyStore.js';
 import { openPostgresStore, type PostgresStore } from '../src/store/postgres.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/store.js';

@@ -1,6 +1,7 @@
 /** Markdown inbox files: the front matter fences as editors write them. parseInboxFile is pure, so it is called directly. */
 import { describe, expect, it } from 'vitest';
-import { parseInboxFile, InboxFileError } from '../src/inbox/parseInboxFile.js';
+import { InboxFileError } from '../src/errors.js';
+import { parseInboxFile } from '../src/inbox/parseInboxFile.js';
 
 describe('parseInboxFile: markdown front matter', () => {
   it('takes an empty front matter block as no front matter', () => {
@@ -26,5 +27,6 @@ describe('parseInboxFile: markdown front matter', () => {
   it('still reads front matter closed at the end of the file as an empty body, and says so', () => {
     expect(() => parseInboxFile('a.md', '---\npriority: high\n---')).toThrow(InboxFileError);
     expect(() => parseInboxFile('a.md', '---\npriority: high\n---')).toThrow(/body is empty/);
+    expect(() => parseInboxFile('a.md', '---\npriority: high\n---')).toThrow(expect.objectContaining({ code: 'INBOX_FILE', exitCode: 2 }));
   });
 });

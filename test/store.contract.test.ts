@@ -12,10 +12,10 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskEvent, TaskState } from '../machines/task.machine.js';
 import { statusOfState } from '../machines/task.machine.js';
 import { defaultConfig, type ConfigFile } from '../src/config.js';
-import { Engine, StageResultRefused } from '../src/engine/engine.js';
+import { Engine } from '../src/engine/engine.js';
 import { replayHistory } from '../src/engine/replay.js';
-import { checkpointsNamed, restoreSnapshot, runRequested, step, toPersisted } from '../src/engine/snapshot.js';
-import { CheckpointNotFoundError, InvalidTransitionError, StoreError, TaskNotFoundError, UsageError } from '../src/errors.js';
+import { checkpointsNamed, restoreTaskSnapshot, runRequested, step, toPersisted } from '../src/engine/snapshot.js';
+import { CheckpointNotFoundError, InvalidTransitionError, StageResultRefused, StoreError, TaskNotFoundError, UsageError } from '../src/errors.js';
 import { openStore } from '../src/store/openStore.js';
 import type { NewNote, Store, TaskRecord, TransitionWrite } from '../src/store/store.js';
 import { adminQuery, dropTestSchemas, newTestSchema, schemaUrl } from './helpers/postgres.js';
@@ -141,7 +141,7 @@ function writeFor(
   event: TaskEvent,
   options: { expectedVersion?: number; leaseToken?: number; actor?: string; notes?: NewNote[] } = {},
 ): TransitionWrite {
-  const result = step(restoreSnapshot(task.snapshot), event);
+  const result = step(restoreTaskSnapshot(task.snapshot), event);
   if (!result) throw new Error(`the machine refuses ${event.type} in ${task.state}`);
   const to = result.next.value as TaskState;
   const isStageResult = event.type === 'STAGE_SUCCEEDED' || event.type === 'STAGE_FAILED';
@@ -784,6 +784,7 @@ describe.each([sqliteBackend, postgresBackend])('$name store', (backend) => {
       const refused = await engine.recordStageResult(task.id, event, 'test', claim.lease.token - 1).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(StageResultRefused);
       expect((refused as StageResultRefused).reason).toBe('fenced');
+      expect((refused as StageResultRefused).code).toBe('STAGE_RESULT_REFUSED');
       expect((refused as Error).message).toBe(`task ${task.id}: the lease for plan attempt 1 was lost (token 0, now 1)`);
       expect(await mustGet(store, task.id)).toEqual(before);
       expect(await store.getHistory(task.id)).toHaveLength(2);

@@ -13,13 +13,13 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskState } from '../machines/task.machine.js';
 import { defaultConfig, type ConfigFile } from '../src/config.js';
-import { Engine, StageResultRefused } from '../src/engine/engine.js';
+import { Engine } from '../src/engine/engine.js';
 import { replayHistory } from '../src/engine/replay.js';
-import { InvalidTransitionError, StoreError, TaskNotFoundError } from '../src/errors.js';
+import { InvalidTransitionError, StageResultRefused, StoreError, TaskNotFoundError } from '../src/errors.js';
 import { loadMigrations } from '../src/store/migrate.js';
 import { openStore } from '../src/store/openStore.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
-import type { TaskRecord } from '../src/store/store.js';
+import type { Store, TaskRecord } from '../src/store/store.js';
 import { tempDir, waitFor } from './helpers/tmp.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +28,7 @@ const T0 = 1_700_000_000_000;
 
 let now = T0;
 const clock = () => now;
-const opened: SqliteStore[] = [];
+const opened: Store[] = [];
 
 beforeEach(() => {
   now = T0;
@@ -164,10 +164,12 @@ describe('opening', () => {
 
   it('openStore passes the configured durability and puts cairn.db in the data directory', async () => {
     const dataDir = path.join(tempDir(), 'state');
-    const store = (await openStore(defaultConfig({ dataDir, durability: 'normal' }))) as SqliteStore;
+    const store = await openStore(defaultConfig({ dataDir, durability: 'normal' }));
     opened.push(store);
     expect(store.location).toBe(path.join(dataDir, 'cairn.db'));
-    expect(store.db.pragma('synchronous', { simple: true })).toBe(1);
+    const connection = store.connection();
+    expect(connection.kind).toBe('sqlite');
+    if (connection.kind === 'sqlite') expect(connection.db.pragma('synchronous', { simple: true })).toBe(1);
     expect(modeOf(dataDir)).toBe(0o700);
   });
 });

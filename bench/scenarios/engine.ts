@@ -1,9 +1,8 @@
 /** Throughput, single-transition latency, reads on a big database, and resume after a crash. */
 import path from 'node:path';
 import { openCairn } from '../../src/index.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 import { inFreshDir, medianOfRuns, nowMs, spread, summarize, type BenchOptions, type Durability, type Row } from '../stats.js';
-import { fillHistory, fillInterrupted, realSnapshot } from './fixtures.js';
+import { fillHistory, fillInterrupted, realSnapshot, sqliteDbOf } from './fixtures.js';
 
 const noop = { plan: async () => 'p', implement: async () => 'i', review: async () => ({ verdict: 'approve' }), verify: async () => 'v' };
 const AUTO = { plan: 'auto', implementation: 'auto' } as const;
@@ -66,12 +65,12 @@ async function reads(tasks: number, transitionsPerTask: number, samples: number)
   return inFreshDir(async (dataDir) => {
     const snapshot = await realSnapshot(path.join(dataDir, 'template'));
     const cairn = await openCairn({ dataDir, config: { views: false } });
-    fillHistory(cairn.store as SqliteStore, snapshot, tasks, transitionsPerTask);
+    fillHistory(cairn.store, snapshot, tasks, transitionsPerTask);
     const store = cairn.store;
     for (let i = 0; i < 500; i++) await store.getTask(1 + (i % tasks)); // warm-up
     const getTimes = await timeRandomReads(samples, tasks, (id) => store.getTask(id));
     // The floor under get(id): the same point reads straight through better-sqlite3 on the same file.
-    const raw = (store as SqliteStore).db.prepare('SELECT * FROM tasks WHERE id = ?');
+    const raw = sqliteDbOf(store).prepare('SELECT * FROM tasks WHERE id = ?');
     const rawTimes = await timeRandomReads(samples, tasks, (id) => raw.get(id));
     const listTimes: number[] = [];
     const statuses = ['completed', 'failed', 'pending', 'awaiting_approval'] as const;
@@ -95,7 +94,7 @@ async function resume(durability: Durability, count: number) {
       config: { durability, concurrency: 4, views: false },
       executors: { plan: hang, implement: hang, review: hang, verify: hang },
     });
-    fillInterrupted(cairn.store as SqliteStore, snapshot, count);
+    fillInterrupted(cairn.store, snapshot, count);
     const t0 = nowMs();
     const report = await cairn.start({ pollMs: 50 });
     const seconds = (nowMs() - t0) / 1000;

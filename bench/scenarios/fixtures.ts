@@ -5,8 +5,8 @@
  */
 import { openCairn } from '../../src/index.js';
 import { thisHost } from '../../src/process/sessions.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
-import type { PersistedSnapshot } from '../../src/store/store.js';
+import type Database from 'better-sqlite3';
+import type { PersistedSnapshot, Store } from '../../src/store/store.js';
 
 /** Drives one real task to `implementing` and returns its stored snapshot. */
 export async function realSnapshot(dataDir: string): Promise<PersistedSnapshot> {
@@ -35,9 +35,16 @@ const STATUSES = [
   ['pending', 'pending'],
 ] as const;
 
+/** The SQLite connection of a bench's store, which these fixtures write straight into. */
+export function sqliteDbOf(store: Store): Database.Database {
+  const connection = store.connection();
+  if (connection.kind !== 'sqlite') throw new Error(`this bench scenario fills a SQLite store, and ${store.location} is PostgreSQL; run it without store.kind "postgres"`);
+  return connection.db;
+}
+
 /** Fills the store with `tasks` finished-looking tasks and `transitionsPerTask` history rows each. */
-export function fillHistory(store: SqliteStore, snapshot: PersistedSnapshot, tasks: number, transitionsPerTask: number): void {
-  const db = store.db;
+export function fillHistory(store: Store, snapshot: PersistedSnapshot, tasks: number, transitionsPerTask: number): void {
+  const db = sqliteDbOf(store);
   const insertTask = db.prepare(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version, created_at, updated_at)
                                  VALUES (?, 'medium', 1, '[]', ?, ?, ?, ?, ?, ?)`);
   const insertTransition = db.prepare(`INSERT INTO transitions (task_id, seq, from_state, to_state, event_type, stage, attempt, event, actor, at)
@@ -62,8 +69,8 @@ export function fillHistory(store: SqliteStore, snapshot: PersistedSnapshot, tas
  * Adds `count` tasks interrupted mid-implement by a session of this host that crashed (each with its
  * open run): the usual restart after a crash, where each open run is checked for processes left running.
  */
-export function fillInterrupted(store: SqliteStore, snapshot: PersistedSnapshot, count: number): void {
-  const db = store.db;
+export function fillInterrupted(store: Store, snapshot: PersistedSnapshot, count: number): void {
+  const db = sqliteDbOf(store);
   const now = Date.now();
   db.prepare(`INSERT INTO sessions (id, pid, host, started_at, last_heartbeat_at, status, ended_at) VALUES ('crashed-bench', 1, ?, ?, ?, 'crashed', ?)`).run(thisHost, now, now, now);
   const insertTask = db.prepare(`INSERT INTO tasks (request, priority, priority_rank, tags, state, status, snapshot, version, run_stage, run_attempt,

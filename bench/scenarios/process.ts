@@ -3,7 +3,6 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCairn } from '../../src/index.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 import { inFreshDir, nowMs, percentile, type BenchOptions, type Durability, type Row } from '../stats.js';
 import { fillHistory, realSnapshot } from './fixtures.js';
 
@@ -14,7 +13,7 @@ async function memory(durability: Durability, tasks: number, inFlight: number): 
   return inFreshDir(async (dataDir) => {
     const snapshot = await realSnapshot(path.join(dataDir, 'template'));
     const cairn = await openCairn({ dataDir, config: { views: false } });
-    fillHistory(cairn.store as SqliteStore, snapshot, tasks - inFlight, 10);
+    fillHistory(cairn.store, snapshot, tasks - inFlight, 10);
     // The in-flight ones: pending tasks the child's daemon starts at once.
     for (let i = 0; i < inFlight; i++) await cairn.submit({ request: `in flight ${i}` });
     await cairn.stop();

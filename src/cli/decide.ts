@@ -5,7 +5,7 @@
 import type { Engine, StepResult } from '../engine/engine.js';
 import type { TaskRecord } from '../store/store.js';
 import { actorName, createCliEngine, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
-import { taskSummaryJson } from './format.js';
+import { taskSummaryJson } from '../taskJson.js';
 
 function whatNext(task: TaskRecord): string {
   switch (task.status) {

@@ -2,7 +2,8 @@
 import { TaskNotFoundError } from '../errors.js';
 import { withTaskStore } from './archivedTask.js';
 import { parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
-import { historyJson, renderHistory } from './format.js';
+import { renderHistory } from './format.js';
+import { historyJson } from '../taskJson.js';
 
 export async function run(idArg: string, opts: { json?: boolean; archived?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
   const id = parseTaskId(idArg);

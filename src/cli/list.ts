@@ -2,7 +2,8 @@
 import { TASK_STATES, TASK_STATUSES, type TaskState, type TaskStatus } from '../../machines/taskStates.js';
 import { UsageError } from '../errors.js';
 import { parsePositiveInt, stdio, withStore, type GlobalOptions, type Output } from './context.js';
-import { renderTaskList, taskSummaryJson } from './format.js';
+import { renderTaskList } from './format.js';
+import { taskSummaryJson } from '../taskJson.js';
 
 export interface ListOptions {
   status?: string;

@@ -1,6 +1,7 @@
 /** `cairn list-resumable`: tasks whose stage was interrupted (its session is gone or its lease expired). */
 import { stdio, withStore, type GlobalOptions, type Output } from './context.js';
-import { iso, table, taskSummaryJson } from './format.js';
+import { table } from './format.js';
+import { iso, taskSummaryJson } from '../taskJson.js';
 
 export async function run(opts: { json?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
   await withStore(global, async ({ store }) => {

@@ -12,7 +12,7 @@ import { CairnError, TaskNotFoundError, UsageError } from '../errors.js';
 import { stageLogPath, stageLogsDir } from '../executors/stageLogPath.js';
 import type { StageRunRecord, Store, TaskRecord } from '../store/store.js';
 import { parsePositiveInt, parseTaskId, withStore, type GlobalOptions } from './context.js';
-import { iso } from './format.js';
+import { iso } from '../taskJson.js';
 
 /** A run that has no log here to show: not run yet, not found, or its log is elsewhere. */
 export class StageLogError extends CairnError {

@@ -1,6 +1,6 @@
 /**
  * `cairn migrate-store --from sqlite:PATH --to postgres://… [--force]`: copies a SQLite database into
- * PostgreSQL (src/store/copyStore.ts) and verifies it. Refuses a target that already holds tasks unless
+ * PostgreSQL (src/migrateStore/copyStore.ts) and verifies it. Refuses a target that already holds tasks unless
  * --force (which replaces them), and either side while a daemon still runs on it.
  */
 import { existsSync } from 'node:fs';
@@ -51,7 +51,7 @@ export async function run(opts: MigrateStoreOptions, global: GlobalOptions, io: 
   const config = await loadCliConfig(global);
   const { openSqliteStore } = await import('../store/sqlite.js');
   const { openPostgresStore } = await import('../store/postgres.js');
-  const { copyRows, countTargetRows, verifyCopy } = await import('../store/copyStore.js');
+  const { copyRows, countTargetRows, verifyCopy } = await import('../migrateStore/copyStore.js');
   const source = openSqliteStore(file, { durability: config.durability });
   try {
     const target = await openPostgresStore(url, { schema: opts.schema });

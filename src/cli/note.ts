@@ -1,7 +1,7 @@
 /** `cairn note ID --decision TEXT [--rationale T] [--impact I] | --insight TEXT [--category C]` */
 import { UsageError } from '../errors.js';
 import { actorName, parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
-import { noteJson } from './format.js';
+import { noteJson } from '../taskJson.js';
 
 export interface NoteOptions {
   decision?: string;

@@ -13,8 +13,8 @@ export async function run(name: string | undefined, opts: { json?: boolean; late
   const locations = locationsOf(config);
   const record = name !== undefined ? findSnapshot(locations, name) : listSnapshots(locations.snapshotsDir)[0];
   if (!record) throw new SnapshotError(`there is no snapshot in ${locations.snapshotsDir} to restore; \`cairn snapshot\` takes one`);
-  const { restoreSnapshot } = await import('../snapshots/restoreSnapshot.js');
-  const report = await restoreSnapshot(config, record, Date.now());
+  const { restoreDatabaseSnapshot } = await import('../snapshots/restoreDatabaseSnapshot.js');
+  const report = await restoreDatabaseSnapshot(config, record, Date.now());
   if (opts.json) {
     return io.out(JSON.stringify({ restored: snapshotJson(report.restored), pre_restore: report.preRestore && snapshotJson(report.preRestore), set_aside: report.setAside, tasks: report.tasks }));
   }

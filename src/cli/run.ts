@@ -9,7 +9,7 @@ import { stageLogsDir } from '../executors/stageLogPath.js';
 import type { TaskRecord } from '../store/store.js';
 import { actorName, loadCliConfig, parseTaskId, stdio, type GlobalOptions, type Output } from './context.js';
 import { assertStagesConfigured, createDaemon, runUntilStopped } from './daemonProcess.js';
-import { taskDetailJson } from './format.js';
+import { taskDetailJson } from '../taskJson.js';
 
 export interface RunOptions {
   resume?: string;

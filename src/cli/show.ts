@@ -3,7 +3,8 @@ import { TaskNotFoundError } from '../errors.js';
 import { stageLogsDir } from '../executors/stageLogPath.js';
 import { withTaskStore } from './archivedTask.js';
 import { parseTaskId, stdio, withStore, type GlobalOptions, type Output } from './context.js';
-import { renderTaskDetail, taskDetailJson } from './format.js';
+import { renderTaskDetail } from './format.js';
+import { taskDetailJson } from '../taskJson.js';
 
 export async function run(idArg: string, opts: { json?: boolean; archived?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
   const id = parseTaskId(idArg);

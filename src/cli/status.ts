@@ -4,7 +4,8 @@
  */
 import { statSync } from 'node:fs';
 import { stdio, withStore, type GlobalOptions, type Output } from './context.js';
-import { iso, table } from './format.js';
+import { table } from './format.js';
+import { iso } from '../taskJson.js';
 
 export async function run(opts: { json?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
   await withStore(global, async ({ config, store }) => {

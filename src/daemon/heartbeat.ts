@@ -119,7 +119,7 @@ export class Heartbeat {
     return sqliteDbOf(this.store);
   }
 
-  private get locks(): LockTable | null {
+  private get locks(): LockTable {
     return lockTableOf(this.store);
   }
 
@@ -218,7 +218,6 @@ export class Heartbeat {
    */
   private async takeUpkeepLock(): Promise<true | string> {
     const locks = this.locks;
-    if (!locks) return true;
     const now = this.now();
     if (this.options.host) {
       const until = nextTick(this.config.heartbeat.cron, now) ?? now + UPKEEP_LOCK_TTL_MS;
@@ -251,7 +250,6 @@ export class Heartbeat {
    */
   private async claimEveryNthCycle(every: number): Promise<true | number> {
     const locks = this.locks;
-    if (!locks) return true;
     const now = this.now();
     let until = now;
     for (let i = 0; i < every; i++) until = nextTick(this.config.heartbeat.cron, until) ?? until + UPKEEP_LOCK_TTL_MS;
@@ -264,7 +262,6 @@ export class Heartbeat {
 
   private async releaseUpkeepLock(): Promise<void> {
     const locks = this.locks;
-    if (!locks) return;
     try {
       await locks.unlock(UPKEEP_LOCK, this.lockOwner);
     } catch (e) {

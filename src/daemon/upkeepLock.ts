@@ -7,7 +7,6 @@
 import type pg from 'pg';
 import type { Store } from '../store/store.js';
 import { lockHolder, tryLock, unlock } from './heartbeatLog.js';
-import { sqliteDbOf } from '../snapshots/locations.js';
 
 export interface LockTable {
   /** Takes `name` for `owner` until `expiresAt` unless another owner holds it unexpired at `now`; whether we hold it now. Writes. */
@@ -18,18 +17,16 @@ export interface LockTable {
   unlock(name: string, owner: string): Promise<void>;
 }
 
-/** The store's lock table: the SQLite file's, or the PostgreSQL schema's; null for a store with neither. */
-export function lockTableOf(store: Store): LockTable | null {
-  const db = sqliteDbOf(store);
-  if (db) {
-    return {
-      tryLock: async (name, owner, now, expiresAt) => tryLock(db, name, owner, now, expiresAt - now),
-      holder: async (name) => lockHolder(db, name),
-      unlock: async (name, owner) => unlock(db, name, owner),
-    };
-  }
-  if (store.kind === 'postgres' && 'pool' in store) return postgresLocks((store as unknown as { pool: pg.Pool }).pool);
-  return null;
+/** The store's lock table: the SQLite file's, or the PostgreSQL schema's. */
+export function lockTableOf(store: Store): LockTable {
+  const connection = store.connection();
+  if (connection.kind === 'postgres') return postgresLocks(connection.pool);
+  const { db } = connection;
+  return {
+    tryLock: async (name, owner, now, expiresAt) => tryLock(db, name, owner, now, expiresAt - now),
+    holder: async (name) => lockHolder(db, name),
+    unlock: async (name, owner) => unlock(db, name, owner),
+  };
 }
 
 /**

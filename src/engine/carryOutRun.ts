@@ -6,14 +6,14 @@
 import type { Logger } from 'pino';
 import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
-import { CairnError, StoreUnavailableError, toError } from '../errors.js';
-import { StageResultRefused, type ClaimFor, type Engine } from './engine.js';
+import { CairnError, StageResultRefused, StoreUnavailableError, toError } from '../errors.js';
+import type { ClaimFor, Engine } from './engine.js';
 import { buildStageInput, toStageEvent } from './stageRun.js';
 import { resolveStage } from '../executors/resolveStage.js';
 import { runStage } from '../executors/runStage.js';
 import { stageLogPath } from '../executors/stageLogPath.js';
 import type { ModuleStageFn, StageResult } from '../executors/types.js';
-import { openTaskState } from '../state/stateNamespace.js';
+import { openTaskKeyValueState } from '../state/openTaskKeyValueState.js';
 import type { ClaimedRun, Store, TaskRecord } from '../store/store.js';
 import { crashPoint } from '../process/crashPoints.js';
 
@@ -32,7 +32,7 @@ export interface RunContext {
   claimFor(): ClaimFor;
 }
 
-export interface RunOutcome {
+export interface RunEnd {
   /** The task as its result left it; absent when nothing was recorded (stopped, or refused). */
   recorded?: TaskRecord;
   /** The next stage's run, when the result claimed it. */
@@ -42,7 +42,7 @@ export interface RunOutcome {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs a claimed stage and records its result. Throws only what cairn itself failed at. */
-export async function carryOutRun(ctx: RunContext, claim: ClaimedRun, signal: AbortSignal, log: Logger): Promise<RunOutcome> {
+export async function carryOutRun(ctx: RunContext, claim: ClaimedRun, signal: AbortSignal, log: Logger): Promise<RunEnd> {
   const { task, run, lease } = claim;
   const identity = { taskId: task.id, stage: run.stage, attempt: run.attempt, runId: run.runId };
   const logFile = stageLogPath(ctx.logsDir, task.id, run.stage, run.attempt);
@@ -58,7 +58,7 @@ export async function carryOutRun(ctx: RunContext, claim: ClaimedRun, signal: Ab
       outputBytes: ctx.config.limits.outputBytes,
       signal,
       logger: log,
-      state: openTaskState(ctx.config, ctx.store, task.id),
+      state: openTaskKeyValueState(ctx.config, ctx.store, task.id),
       onSpawn: (pgid) => {
         ctx.store.recordRunProcess(task.id, run.stage, run.attempt, pgid).catch((e) =>
           log.warn({ err: toError(e) }, `could not record the process group of task ${task.id}`),

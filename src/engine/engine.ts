@@ -15,6 +15,7 @@ import {
   CheckpointNotFoundError,
   ConflictError,
   InvalidTransitionError,
+  StageResultRefused,
   TaskNotFoundError,
   UsageError,
 } from '../errors.js';
@@ -27,7 +28,7 @@ import {
   checkpointsNamed,
   initialSnapshot,
   policyFromConfig,
-  restoreSnapshot,
+  restoreTaskSnapshot,
   runRequested,
   step,
   toPersisted,
@@ -52,16 +53,6 @@ export interface StepResult {
 
 /** Who claims the next stage's run with the write (TransitionWrite.claimFor). */
 export type ClaimFor = TransitionWrite['claimFor'];
-
-/** A refused stage result: the run lost its lease, was already recorded, or the machine moved on. */
-export class StageResultRefused extends Error {
-  constructor(
-    message: string,
-    readonly reason: string,
-  ) {
-    super(message);
-  }
-}
 
 const MAX_CONFLICT_RETRIES = 20;
 const GATE_STATES = 'plan_awaiting_approval or implementation_awaiting_approval';
@@ -202,7 +193,7 @@ export class Engine {
       let result: ReturnType<typeof step>;
       try {
         event = makeEvent(task);
-        result = step(restoreSnapshot(task.snapshot), event);
+        result = step(restoreTaskSnapshot(task.snapshot), event);
       } catch (e) {
         if (guess) continue; // judged on a remembered record: judge again on a fresh one
         throw e;
@@ -234,13 +225,14 @@ export class Engine {
 
   private refusalError(outcome: Extract<CommitResult, { ok: false }>): Error {
     if (outcome.reason === 'missing') return new InvalidTransitionError(outcome.message);
+    if (outcome.reason === 'conflict') return new ConflictError(outcome.message);
     return new StageResultRefused(outcome.message, outcome.reason);
   }
 
   private buildWrite(
     task: TaskRecord,
     event: TaskEvent,
-    next: ReturnType<typeof restoreSnapshot>,
+    next: ReturnType<typeof restoreTaskSnapshot>,
     actions: MachineAction[],
     actor: string,
     leaseToken: number | undefined,

@@ -49,7 +49,8 @@ export function toPersisted(snapshot: TaskSnapshot): PersistedSnapshot {
   return { value: snapshot.value as TaskState, context: snapshot.context as TaskContext };
 }
 
-export function restoreSnapshot(persisted: PersistedSnapshot): TaskSnapshot {
+/** A task's machine snapshot from what the store keeps (not a database snapshot: see snapshots/). Pure. */
+export function restoreTaskSnapshot(persisted: PersistedSnapshot): TaskSnapshot {
   return taskMachine.resolveState({ value: persisted.value, context: persisted.context });
 }
 

@@ -1,7 +1,7 @@
 /** What every executor receives and returns. Executors report outcomes; retry decisions belong to the machine. */
 import type { Logger } from 'pino';
 import type { Feedback, FailureReason, StageName } from '../../machines/task.machine.js';
-import type { StateNamespace, TaskState } from '../state/stateNamespace.js';
+import type { StateNamespace, TaskKeyValueState } from '../state/stateNamespace.js';
 
 /** The JSON a stage program reads on stdin (and a module stage gets as its first argument). */
 export interface StageInput {
@@ -65,7 +65,7 @@ export interface StageRunRequest {
   /** Called once a command stage's process group exists, so it can be recorded for a successor to end. */
   onSpawn?: (pgid: number) => void;
   /** The task's key-value state, handed to module stages as `ctx.state` and closed when the stage ends. */
-  state?: TaskState;
+  state?: TaskKeyValueState;
 }
 
 export type StageResult =

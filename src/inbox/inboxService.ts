@@ -12,9 +12,9 @@ import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readS
 import path from 'node:path';
 import type { DaemonService, ServiceHost } from '../daemonService.js';
 import { crashPoint } from '../process/crashPoints.js';
-import { toError } from '../errors.js';
+import { InboxFileError, toError } from '../errors.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
-import { InboxFileError, parseInboxFile } from './parseInboxFile.js';
+import { parseInboxFile } from './parseInboxFile.js';
 
 /** Larger files are refused unread: an inbox file is a task description, not a data set. */
 export const MAX_INBOX_FILE_BYTES = 1024 * 1024;

@@ -8,8 +8,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { SubmitRequest } from '../engine/engine.js';
-
-export class InboxFileError extends Error {}
+import { InboxFileError } from '../errors.js';
 
 export const INBOX_EXTENSIONS = ['.json', '.yaml', '.yml', '.md'] as const;
 

@@ -40,6 +40,6 @@ export function requireSqlite(config: Config, feature: string): void {
 
 /** The better-sqlite3 connection behind a SQLite store, or null for any other backend. */
 export function sqliteDbOf(store: Store): Database.Database | null {
-  if (store.kind !== 'sqlite' || !('db' in store)) return null;
-  return (store as unknown as { db: Database.Database }).db;
+  const connection = store.connection();
+  return connection.kind === 'sqlite' ? connection.db : null;
 }

@@ -131,10 +131,6 @@ export interface OpenStateOptions {
   lockTimeoutMs?: number;
 }
 
-function isSqliteStore(store: Store | undefined): store is Store & { db: import('better-sqlite3').Database } {
-  return !!store && store.kind === 'sqlite' && 'db' in store;
-}
-
 /**
  * Opens the backend `spec` names. A SQLite spec on the same file as `store` shares its connection,
  * a PostgreSQL spec on the same schema its pool (and then close() leaves them open); otherwise it
@@ -152,9 +148,9 @@ export async function openStateSpec(spec: StateSpec, options: OpenStateOptions =
   }
   if (spec.kind === 'postgres') return openPostgresState(spec, options.store, now);
   const { SqliteStateBackend } = await import('./sqliteState.js');
-  const { store } = options;
-  if (isSqliteStore(store) && path.resolve(store.location) === path.resolve(spec.path)) {
-    return new SqliteStateBackend(store.db, spec.path, null, now);
+  const shared = options.store?.connection();
+  if (shared?.kind === 'sqlite' && path.resolve(shared.file) === path.resolve(spec.path)) {
+    return new SqliteStateBackend(shared.db, spec.path, null, now);
   }
   const { openSqliteStore } = await import('../store/sqlite.js');
   const own = openSqliteStore(spec.path, { durability: options.durability });
@@ -166,11 +162,9 @@ async function openPostgresState(spec: Extract<StateSpec, { kind: 'postgres' }>,
   const { PostgresStateBackend } = await import('./postgresState.js');
   const { parsePostgresUrl } = await import('../store/postgresConnection.js');
   const wanted = parsePostgresUrl(spec.url, spec.schema);
-  if (store?.kind === 'postgres' && 'pool' in store) {
-    const shared = store as unknown as import('../store/postgres.js').PostgresStore;
-    if (shared.target.connectionString === wanted.connectionString && shared.target.schema === wanted.schema) {
-      return new PostgresStateBackend(shared.pool, shared.location, null, now);
-    }
+  const shared = store?.connection();
+  if (shared?.kind === 'postgres' && shared.target.connectionString === wanted.connectionString && shared.target.schema === wanted.schema) {
+    return new PostgresStateBackend(shared.pool, shared.target.location, null, now);
   }
   const { openPostgresStore } = await import('../store/postgres.js');
   const own = await openPostgresStore(spec.url, { schema: spec.schema, poolSize: 2 });

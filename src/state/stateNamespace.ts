@@ -2,11 +2,11 @@
  * A backend bound to one namespace: what module stages get as `ctx.state` (their task's namespace)
  * and what the library's `cairn.state(ns)` returns. The backend is opened on first use, so a stage
  * that never touches its state never connects to Redis.
+ *
+ * Only the interface and pure binders live here; opening a backend (which knows the store) is in
+ * openTaskKeyValueState.ts and openStateBackend.ts, so the executors that take a namespace never load the store.
  */
-import type { Config } from '../config.js';
 import { StateBackendError } from '../errors.js';
-import type { Store } from '../store/store.js';
-import { openStateBackend } from './openStateBackend.js';
 import { assertName, type CheckpointInfo, type JsonValue, type StateBackend, type StateEntry } from './stateBackend.js';
 
 export interface StateNamespace {
@@ -73,13 +73,7 @@ export function lazyBackend(open: () => Promise<StateBackend>): { get: () => Pro
   };
 }
 
-export interface TaskState extends StateNamespace {
+export interface TaskKeyValueState extends StateNamespace {
   /** Closes the backend if this handle opened it (a Redis connection); the handle is unusable after. */
   close(): Promise<void>;
-}
-
-/** The state of one task's stage run, opened lazily from the config (sharing `store`'s SQLite connection). */
-export function openTaskState(config: Config, store: Store | undefined, taskId: number): TaskState {
-  const backend = lazyBackend(() => openStateBackend(config, store));
-  return { ...bindNamespace(backend.get, taskNamespace(taskId)), close: backend.close };
 }

@@ -26,6 +26,7 @@ import type {
   SessionRecord,
   StageRunRecord,
   Store,
+  StoreConnection,
   TaskFilter,
   TaskRecord,
   TransitionRecord,
@@ -160,6 +161,10 @@ export class PostgresStore implements Store {
       if (pid) this.ownPids.delete(pid);
     });
     this.listener = new ChangeListener(clientConfig(target), `cairn_changes:${target.schema}`, this.ownPids);
+  }
+
+  connection(): StoreConnection {
+    return { kind: 'postgres', pool: this.pool, target: this.target };
   }
 
   /**

@@ -30,6 +30,7 @@ import type {
   SessionRecord,
   StageRunRecord,
   Store,
+  StoreConnection,
   TaskFilter,
   TaskRecord,
   TransitionRecord,
@@ -281,6 +282,10 @@ export class SqliteStore implements Store {
       sessions: 'SELECT * FROM sessions ORDER BY started_at DESC',
       sessionsByStatus: 'SELECT * FROM sessions WHERE status = ? ORDER BY started_at DESC',
     });
+  }
+
+  connection(): StoreConnection {
+    return { kind: 'sqlite', db: this.db, file: this.location };
   }
 
   /** A filter's statement, prepared once: there are only a few shapes of filter. */

@@ -3,7 +3,10 @@
  * (`sqlite.ts`, later `postgres.ts`) implements all of it; the engine never sees SQL. Methods are async
  * so a networked backend drops in, even though better-sqlite3 answers synchronously.
  */
+import type Database from 'better-sqlite3';
+import type pg from 'pg';
 import type { CheckpointName, StageName, TaskState, TaskStatus } from '../../machines/taskStates.js';
+import type { PostgresTarget } from './postgresConnection.js';
 
 export type Priority = 'high' | 'medium' | 'low';
 export const PRIORITIES: readonly Priority[] = ['high', 'medium', 'low'];
@@ -205,10 +208,21 @@ export interface ClaimedRun {
   lease: Lease;
 }
 
+/**
+ * The connection behind a store, for the parts that keep their own tables in the same database (key-value
+ * state, the heartbeat's locks, snapshots): they share it rather than open a second one. Told apart by
+ * `kind`, so no caller probes a store's shape or casts it to a backend's class.
+ */
+export type StoreConnection =
+  | { kind: 'sqlite'; db: Database.Database; file: string }
+  | { kind: 'postgres'; pool: pg.Pool; target: PostgresTarget };
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   /** Human-readable location, for messages (a file path or a redacted URL). */
   readonly location: string;
+  /** The connection (SQLite) or pool (PostgreSQL) this store uses; closing the store closes it. No side effects. */
+  connection(): StoreConnection;
 
   createTask(task: NewTask): Promise<TaskRecord>;
   /**

@@ -8,11 +8,11 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { historyJson, taskDetailJson } from '../cli/format.js';
+import { historyJson, taskDetailJson } from '../taskJson.js';
 import { StoreError } from '../errors.js';
-import type { PostgresStore } from './postgres.js';
-import type { SqliteStore } from './sqlite.js';
-import type { Store } from './store.js';
+import type { PostgresStore } from '../store/postgres.js';
+import type { SqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/store.js';
 
 /** A table both backends have, its columns with their PostgreSQL types, and its identity column if any. */
 interface TableSpec {

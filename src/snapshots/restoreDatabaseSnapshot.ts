@@ -45,7 +45,7 @@ export async function assertNoLiveDaemon(config: Config, now: number, doing: str
 }
 
 /** Restores `record` over the live database. Writes the pre-restore snapshot and the live database. */
-export async function restoreSnapshot(config: Config, record: SnapshotRecord, now: number): Promise<RestoreReport> {
+export async function restoreDatabaseSnapshot(config: Config, record: SnapshotRecord, now: number): Promise<RestoreReport> {
   const locations = locationsOf(config);
   let isLiveDamaged = false;
   try {
