@@ -5,11 +5,12 @@
  * The cache sits in the user's cache directory, private (0700/0600): a config may hold a database URL.
  * Errors are never cached, and a cache that cannot be read or written is simply not used.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from './config.js';
+import { writeFileAtomic } from './writeFileAtomic.js';
 
 /** Enough for every config a user switches between; the oldest go first. */
 const MAX_ENTRIES = 100;
@@ -69,9 +70,8 @@ export function writeCachedConfig(input: unknown, config: Config, env: NodeJS.Pr
   try {
     const dir = path.dirname(file);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ key, config }), { mode: 0o600 });
-    renameSync(tmp, file);
+    // A cache: a power cut may lose an entry, which is then validated again; no fsync.
+    writeFileAtomic(file, JSON.stringify({ key, config }), { fsync: false });
     const entries = readdirSync(dir).filter((f) => f.endsWith('.json'));
     if (entries.length > MAX_ENTRIES) {
       const byAge = entries.map((f) => ({ f, at: statSync(path.join(dir, f)).mtimeMs })).sort((a, b) => a.at - b.at);

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadCliConfig, stdio, type GlobalOptions, type Output } from './context.js';
+import { progressLine } from './progress.js';
 import { formatBytes } from './snapshots.js';
 
 /** The file to write: PATH itself, a stamped file inside PATH when it is a directory, or one in state/backups/. */
@@ -26,12 +27,13 @@ export async function run(target: string | undefined, opts: { json?: boolean }, 
   // A directory the user named is theirs: created private if missing, left as it is otherwise.
   else mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 });
   let result: { file: string; sizeBytes: number; sha256: string; tasks?: number; ms?: number };
+  const progress = progressLine('backup');
   if (config.store.kind === 'postgres') {
     const { pgDump } = await import('../snapshots/pgDump.js');
-    result = await pgDump(config.store, dest);
+    result = await pgDump(config.store, dest, progress.update).finally(() => progress.end());
   } else {
     const { copyDatabase } = await import('../snapshots/copyDatabase.js');
-    result = await copyDatabase(locations.dbFile, dest);
+    result = await copyDatabase(locations.dbFile, dest, 'full', { onProgress: progress.update }).finally(() => progress.end());
   }
   if (opts.json) {
     return io.out(JSON.stringify({ file: result.file, size_bytes: result.sizeBytes, sha256: result.sha256, tasks: result.tasks ?? null, format: config.store.kind === 'postgres' ? 'pg_dump' : 'sqlite' }));

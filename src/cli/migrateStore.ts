@@ -9,6 +9,7 @@ import { redactUrl } from '../redactUrl.js';
 import { StoreError, UsageError } from '../errors.js';
 import type { SessionRecord, Store } from '../store/store.js';
 import { loadCliConfig, stdio, type GlobalOptions, type Output } from './context.js';
+import { progressLine } from './progress.js';
 
 export interface MigrateStoreOptions {
   from?: string;
@@ -66,8 +67,16 @@ export async function run(opts: MigrateStoreOptions, global: GlobalOptions, io: 
             'Point --to at another database or schema, or pass --force to replace what is there.',
         );
       }
-      const { tables, skipped } = await copyRows(source, target, { replace: Boolean(opts.force) });
-      const tasksVerified = await verifyCopy(source, target, tables);
+      const progress = progressLine('migrate-store');
+      let copied: Awaited<ReturnType<typeof copyRows>>;
+      let tasksVerified: number;
+      try {
+        copied = await copyRows(source, target, { replace: Boolean(opts.force), onProgress: progress.update });
+        tasksVerified = await verifyCopy(source, target, copied.tables, progress.update);
+      } finally {
+        progress.end();
+      }
+      const { tables, skipped } = copied;
       for (const s of skipped) io.err(`not copied: ${s.rows} row(s) of ${s.table} (${s.reason}); they stay in ${file}`);
       if (opts.json) {
         io.out(JSON.stringify({ from: file, to: target.location, tables, tasks_verified: tasksVerified, replaced: existing, skipped }));

@@ -1,6 +1,7 @@
 /** `cairn restore NAME|--latest`: a snapshot back as the live database, after a pre-restore snapshot. */
 import { SnapshotError, UsageError } from '../errors.js';
 import { loadCliConfig, stdio, type GlobalOptions, type Output } from './context.js';
+import { progressLine } from './progress.js';
 
 export async function run(name: string | undefined, opts: { json?: boolean; latest?: boolean }, global: GlobalOptions, io: Output = stdio): Promise<void> {
   if ((name === undefined) === !opts.latest) {
@@ -14,7 +15,8 @@ export async function run(name: string | undefined, opts: { json?: boolean; late
   const record = name !== undefined ? findSnapshot(locations, name) : listSnapshots(locations.snapshotsDir)[0];
   if (!record) throw new SnapshotError(`there is no snapshot in ${locations.snapshotsDir} to restore; \`cairn snapshot\` takes one`);
   const { restoreDatabaseSnapshot } = await import('../snapshots/restoreDatabaseSnapshot.js');
-  const report = await restoreDatabaseSnapshot(config, record, Date.now());
+  const progress = progressLine('restore');
+  const report = await restoreDatabaseSnapshot(config, record, Date.now(), progress.update).finally(() => progress.end());
   if (opts.json) {
     return io.out(JSON.stringify({ restored: snapshotJson(report.restored), pre_restore: report.preRestore && snapshotJson(report.preRestore), set_aside: report.setAside, tasks: report.tasks }));
   }

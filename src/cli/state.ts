@@ -7,6 +7,7 @@
 import { StateKeyNotFoundError, UsageError } from '../errors.js';
 import type { StateBackend, StateEntry, CheckpointInfo, JsonValue } from '../state/stateBackend.js';
 import { loadCliConfig, stdio, type GlobalOptions, type Output } from './context.js';
+import { progressLine } from './progress.js';
 
 export interface StateOptions {
   ns?: string;
@@ -139,7 +140,8 @@ export async function migrate(opts: MigrateOptions, global: GlobalOptions, io: O
   try {
     const target = await openStateSpec(to, { durability: config.durability });
     try {
-      const report = await migrateState(source, target, { replace: opts.replace });
+      const progress = progressLine('state migrate');
+      const report = await migrateState(source, target, { replace: opts.replace, onProgress: progress.update }).finally(() => progress.end());
       if (opts.json) {
         io.out(JSON.stringify({ from: describeStateSpec(from), to: describeStateSpec(to), ...report }));
         return;

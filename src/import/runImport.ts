@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import { crashPoint } from '../process/crashPoints.js';
 import { policyFromConfig } from '../engine/snapshot.js';
 import { ImportError } from '../errors.js';
+import type { OnProgress } from '../progressUpdate.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import type { IntakeKey, Store } from '../store/store.js';
 import { openStateBackend } from '../state/openStateBackend.js';
@@ -69,8 +70,9 @@ function findSources(root: string): Source[] {
 
 export async function runImport(
   target: string,
-  options: { store: Store; config: Config; dryRun?: boolean; now?: number },
+  options: { store: Store; config: Config; dryRun?: boolean; now?: number; onProgress?: OnProgress },
 ): Promise<ImportReport> {
+  const onProgress = options.onProgress;
   const root = path.resolve(target);
   if (!existsSync(root)) throw new ImportError(`${root} does not exist`);
   const now = options.now ?? Date.now();
@@ -125,7 +127,9 @@ export async function runImport(
   let stateBackend: StateBackend | null = null;
   try {
     for (const source of sources) {
+      const step = `${source.kind} ${path.basename(source.path)}`;
       if (source.kind === 'json-backend' || source.kind === 'multi-agent-state') {
+        onProgress?.({ step });
         stateBackend ??= await openStateBackend(options.config, store);
         const outcome =
           source.kind === 'json-backend'
@@ -136,9 +140,10 @@ export async function runImport(
         continue;
       }
       const items = source.kind === 'orchestrator-tasks' ? readOrchestratorDb(source.path, ctx) : readExperimentState(source.path, ctx).items;
-      for (const item of items) {
+      for (const [i, item] of items.entries()) {
         await handle(item);
         crashPoint('import-between-tasks');
+        onProgress?.({ step, done: i + 1, total: items.length, unit: 'items' });
       }
     }
   } finally {
@@ -153,6 +158,7 @@ export async function runImport(
     const archive = path.join(options.config.dataDir, 'archive', `import-${stamp}`);
     ensurePrivateDir(path.dirname(archive));
     ensurePrivateDir(archive);
+    onProgress?.({ step: 'copying the originals to the archive' });
     cpSync(root, path.join(archive, path.basename(root)), { recursive: true });
     if (covered.length > 0) await store.createTasksOnce(archived, []);
     report.archivedTo = archive;

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { historyJson, taskDetailJson } from '../taskJson.js';
 import { StoreError } from '../errors.js';
+import type { OnProgress } from '../progressUpdate.js';
 import type { PostgresStore } from '../store/postgres.js';
 import type { SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
@@ -143,7 +144,11 @@ async function insertBatch(client: pg.PoolClient, spec: TableSpec, rows: Record<
  * the target's rows in those tables are deleted first (in the same transaction). Identity sequences
  * are moved past the copied ids. Writes to the target only.
  */
-export async function copyRows(source: SqliteStore, target: PostgresStore, options: { replace: boolean }): Promise<{ tables: Record<string, number>; skipped: SkippedTable[] }> {
+export async function copyRows(
+  source: SqliteStore,
+  target: PostgresStore,
+  options: { replace: boolean; onProgress?: OnProgress },
+): Promise<{ tables: Record<string, number>; skipped: SkippedTable[] }> {
   const inSource = new Set(sqliteTables(source));
   const inTarget = await targetTables(target);
   const specs = COPIED_TABLES.filter((t) => inSource.has(t.name) && inTarget.has(t.name));
@@ -165,16 +170,19 @@ export async function copyRows(source: SqliteStore, target: PostgresStore, optio
       const select = source.db.prepare(`SELECT ${spec.columns.map(([name]) => quote(name)).join(', ')} FROM ${quote(spec.name)} ORDER BY ${spec.order}`);
       let batch: Record<string, unknown>[] = [];
       let copied = 0;
+      const total = options.onProgress && sqliteCount(source, spec.name);
       for (const row of select.iterate() as Iterable<Record<string, unknown>>) {
         batch.push(row);
         if (batch.length === BATCH_ROWS) {
           await insertBatch(client, spec, batch);
           copied += batch.length;
           batch = [];
+          options.onProgress?.({ step: `copying ${spec.name}`, done: copied, total, unit: 'rows' });
         }
       }
       if (batch.length) await insertBatch(client, spec, batch);
       tables[spec.name] = copied + batch.length;
+      options.onProgress?.({ step: `copying ${spec.name}`, done: tables[spec.name], total, unit: 'rows' });
       if (spec.identity) {
         // The next id a daemon inserts must follow the copied ones.
         await client.query(
@@ -229,7 +237,12 @@ async function compareRows(source: SqliteStore, target: PostgresStore, spec: Tab
  * covers (the key-value state), and every task's history and detail checksum.
  * Throws StoreError naming what differs. Reads only.
  */
-export async function verifyCopy(source: SqliteStore, target: PostgresStore, tables: Record<string, number>): Promise<number> {
+export async function verifyCopy(
+  source: SqliteStore,
+  target: PostgresStore,
+  tables: Record<string, number>,
+  onProgress?: OnProgress,
+): Promise<number> {
   const problems: string[] = [];
   for (const [table, copied] of Object.entries(tables)) {
     const inSource = sqliteCount(source, table);
@@ -255,6 +268,7 @@ export async function verifyCopy(source: SqliteStore, target: PostgresStore, tab
         else if (a!.detail !== b.detail) problems.push(`task ${id}: show differs (sha256 ${a!.detail.slice(0, 12)}… vs ${b.detail.slice(0, 12)}…)`);
       }),
     );
+    onProgress?.({ step: 'verifying', done: Math.min(i + PARALLEL, ids.length), total: ids.length, unit: 'tasks' });
   }
   if (problems.length) {
     throw new StoreError(

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { SnapshotError } from '../errors.js';
+import type { OnProgress } from '../progressUpdate.js';
 import { sha256OfFile } from './copyDatabase.js';
 
 /** libpq URL query parameters and the environment variables pg_dump reads them from. */
@@ -40,8 +41,15 @@ export function pgEnvironment(url: string): Record<string, string> {
   return env;
 }
 
-/** Dumps this installation's schema to `dest` (0600). Spawns pg_dump; throws SnapshotError when it is missing or fails. */
-export async function pgDump(store: { url: string; schema?: string }, dest: string): Promise<{ file: string; sizeBytes: number; sha256: string }> {
+/**
+ * Dumps this installation's schema to `dest` (0600). Spawns pg_dump; throws SnapshotError when it is
+ * missing or fails. `onProgress` hears the dump's size as it grows (read every 200 ms), then the hashing.
+ */
+export async function pgDump(
+  store: { url: string; schema?: string },
+  dest: string,
+  onProgress?: OnProgress,
+): Promise<{ file: string; sizeBytes: number; sha256: string }> {
   if (existsSync(dest)) throw new SnapshotError(`${dest} already exists; cairn will not overwrite it`);
   const partial = `${dest}.partial`;
   if (existsSync(partial)) unlinkSync(partial);
@@ -57,6 +65,10 @@ export async function pgDump(store: { url: string; schema?: string }, dest: stri
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, ...env },
     });
+    // pg_dump writes the file itself: its size is all there is to show.
+    const watch = onProgress && setInterval(() => onProgress({ step: 'pg_dump writing', done: statSync(partial, { throwIfNoEntry: false })?.size ?? 0, unit: 'bytes' }), 200);
+    const stopWatching = () => clearInterval(watch);
+    child.on('close', stopWatching).on('error', stopWatching);
     let err = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err = (err + chunk).slice(-4000)));
     child.on('error', (e: NodeJS.ErrnoException) =>
@@ -83,5 +95,5 @@ export async function pgDump(store: { url: string; schema?: string }, dest: stri
   }
   chmodSync(partial, 0o600);
   renameSync(partial, dest);
-  return { file: dest, sizeBytes: statSync(dest).size, sha256: await sha256OfFile(dest) };
+  return { file: dest, sizeBytes: statSync(dest).size, sha256: await sha256OfFile(dest, onProgress) };
 }

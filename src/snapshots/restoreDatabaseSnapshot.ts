@@ -11,11 +11,15 @@ import type { Config } from '../config.js';
 import { SnapshotError } from '../errors.js';
 import { isDamage } from '../store/damage.js';
 import { isSessionGone } from '../process/sessions.js';
+import { prefixSteps, type OnProgress } from '../progressUpdate.js';
 import { openSqliteStore } from '../store/sqlite.js';
 import { snapshotFile, type SnapshotRecord } from './catalog.js';
 import { locationsOf } from './locations.js';
 import { takeSnapshot } from './takeSnapshot.js';
 import { verifySnapshot, type SnapshotCheck } from './verifySnapshot.js';
+
+/** Pages per backup step of the copy back: the driver's default, which this copy used before it reported progress. */
+const RESTORE_PAGES_PER_STEP = 100;
 
 export interface RestoreReport {
   restored: SnapshotRecord;
@@ -44,8 +48,11 @@ export async function assertNoLiveDaemon(config: Config, now: number, doing: str
   }
 }
 
-/** Restores `record` over the live database. Writes the pre-restore snapshot and the live database. */
-export async function restoreDatabaseSnapshot(config: Config, record: SnapshotRecord, now: number): Promise<RestoreReport> {
+/**
+ * Restores `record` over the live database; `onProgress` hears the check, the pre-restore snapshot and
+ * the copy. Writes the pre-restore snapshot and the live database.
+ */
+export async function restoreDatabaseSnapshot(config: Config, record: SnapshotRecord, now: number, onProgress?: OnProgress): Promise<RestoreReport> {
   const locations = locationsOf(config);
   let isLiveDamaged = false;
   try {
@@ -55,7 +62,7 @@ export async function restoreDatabaseSnapshot(config: Config, record: SnapshotRe
     if (!isDamage(e)) throw e;
     isLiveDamaged = true;
   }
-  const check = await verifySnapshot(record);
+  const check = await verifySnapshot(record, prefixSteps(`checking ${record.name}`, onProgress));
   if (!check.ok) {
     throw new SnapshotError(
       `snapshot ${record.name} failed its checks, so nothing was restored: ${check.problems.join('; ')}. ` +
@@ -66,7 +73,7 @@ export async function restoreDatabaseSnapshot(config: Config, record: SnapshotRe
   const setAside: string[] = [];
   if (!isLiveDamaged) {
     try {
-      preRestore = await takeSnapshot({ ...locations, kind: 'pre-restore', now });
+      preRestore = await takeSnapshot({ ...locations, kind: 'pre-restore', now, onProgress: prefixSteps('pre-restore snapshot', onProgress) });
     } catch (e) {
       if (!isDamage(e)) throw e;
       isLiveDamaged = true;
@@ -86,7 +93,15 @@ export async function restoreDatabaseSnapshot(config: Config, record: SnapshotRe
   const undo = preRestore ? `the database as it was is in snapshot ${preRestore.name} (\`cairn restore ${preRestore.name}\`)` : `the damaged files are ${setAside.join(', ')}`;
   const source = new Database(snapshotFile(record), { readonly: true, fileMustExist: true });
   try {
-    await source.backup(locations.dbFile);
+    let pages = 0; // the driver reports before each step, not after the last
+    await source.backup(locations.dbFile, {
+      progress: ({ totalPages, remainingPages }) => {
+        pages = totalPages;
+        onProgress?.({ step: `restoring ${record.name}`, done: totalPages - remainingPages, total: totalPages, unit: 'pages' });
+        return RESTORE_PAGES_PER_STEP;
+      },
+    });
+    onProgress?.({ step: `restoring ${record.name}`, done: pages, total: pages, unit: 'pages' });
   } catch (e) {
     throw new SnapshotError(
       `copying snapshot ${record.name} into ${locations.dbFile} failed (${(e as Error).message}); ` +

@@ -3,6 +3,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { crashPoint } from '../process/crashPoints.js';
 import { SnapshotError } from '../errors.js';
+import type { OnProgress } from '../progressUpdate.js';
 import { ensurePrivateDir } from '../store/sqlite.js';
 import { assertSnapshotName, timestampedName, writeRecord, type SnapshotKind, type SnapshotRecord } from './catalog.js';
 import { copyDatabase } from './copyDatabase.js';
@@ -20,6 +21,8 @@ export interface TakeSnapshotOptions {
   durability?: 'full' | 'normal';
   /** Called once the moment copied is fixed (see copyDatabase). */
   onPinned?: () => void;
+  /** Hears the copy's progress (see copyDatabase). */
+  onProgress?: OnProgress;
 }
 
 /**
@@ -45,7 +48,10 @@ export async function takeSnapshot(options: TakeSnapshotOptions): Promise<Snapsh
   // A NAME.db without its record was left by a snapshot killed before recording it: not a snapshot.
   const leftover = path.join(snapshotsDir, `${name}.db`);
   if (existsSync(leftover)) unlinkSync(leftover);
-  const copy = await copyDatabase(options.dbFile, path.join(snapshotsDir, `${name}.db`), options.durability, { onPinned: options.onPinned });
+  const copy = await copyDatabase(options.dbFile, path.join(snapshotsDir, `${name}.db`), options.durability, {
+    onPinned: options.onPinned,
+    onProgress: options.onProgress,
+  });
   const record: SnapshotRecord = {
     name,
     kind,

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { toError } from '../errors.js';
 import { loadMigrations } from '../store/migrate.js';
 import { snapshotFile, type SnapshotRecord } from './catalog.js';
+import type { OnProgress } from '../progressUpdate.js';
 import { sha256OfFile } from './copyDatabase.js';
 
 export interface SnapshotCheck {
@@ -21,8 +22,8 @@ export interface SnapshotCheck {
   problems: string[];
 }
 
-/** Opens the snapshot read-only and checks it; never throws, never writes. */
-export async function verifySnapshot(record: SnapshotRecord): Promise<SnapshotCheck> {
+/** Opens the snapshot read-only and checks it; `onProgress` hears the hashing. Never throws, never writes. */
+export async function verifySnapshot(record: SnapshotRecord, onProgress?: OnProgress): Promise<SnapshotCheck> {
   const file = snapshotFile(record);
   const check: SnapshotCheck = {
     ok: false,
@@ -37,7 +38,7 @@ export async function verifySnapshot(record: SnapshotRecord): Promise<SnapshotCh
     check.problems.push(`${file} is missing`);
     return check;
   }
-  const actual = await sha256OfFile(file);
+  const actual = await sha256OfFile(file, onProgress);
   check.sha256 = actual === record.sha256 ? 'ok' : 'mismatch';
   if (check.sha256 === 'mismatch') {
     check.problems.push(`its sha256 is ${actual.slice(0, 12)}…, not the ${record.sha256.slice(0, 12)}… recorded when it was taken: the file changed or is damaged`);

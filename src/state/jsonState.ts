@@ -13,7 +13,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node
 import path from 'node:path';
 import { StateBackendError } from '../errors.js';
 import { withFileLock } from './fileLock.js';
-import { writeFileAtomic } from './writeFileAtomic.js';
+import { writeFileAtomic } from '../writeFileAtomic.js';
 import {
   assertKey,
   assertName,

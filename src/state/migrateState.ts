@@ -5,6 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { CairnError, StateBackendError } from '../errors.js';
+import type { OnProgress } from '../progressUpdate.js';
 import { parseStateTime, type NamespaceDump, type StateBackend } from './stateBackend.js';
 
 export interface MigratedNamespace {
@@ -39,9 +40,14 @@ function instantOf(at: string): number | string {
 
 /**
  * Copies all of `source` into `target`. A namespace that already holds state in the target is refused
- * unless `replace`, which overwrites it whole. Writes to the target only.
+ * unless `replace`, which overwrites it whole. `onProgress` hears each namespace copied and checked.
+ * Writes to the target only.
  */
-export async function migrateState(source: StateBackend, target: StateBackend, options: { replace?: boolean } = {}): Promise<StateMigrationReport> {
+export async function migrateState(
+  source: StateBackend,
+  target: StateBackend,
+  options: { replace?: boolean; onProgress?: OnProgress } = {},
+): Promise<StateMigrationReport> {
   const names = await source.namespaces();
   const existing = new Set(await target.namespaces());
   const clashes = names.filter((ns) => existing.has(ns));
@@ -64,6 +70,7 @@ export async function migrateState(source: StateBackend, target: StateBackend, o
     report.namespaces.push({ ns, keys: dump.entries.length, checkpoints: dump.checkpoints.length });
     report.keys += dump.entries.length;
     report.checkpoints += dump.checkpoints.length;
+    options.onProgress?.({ step: 'copying', done: report.namespaces.length, total: names.length, unit: 'namespaces' });
   }
   return report;
 }

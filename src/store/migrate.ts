@@ -16,8 +16,9 @@ export interface Migration {
 }
 
 /**
- * The migration files live in the package's src/store/migrations. This code runs from src/ (tests),
- * from dist/src/store/ (compiled) or from dist/src/ (the bundled `cairn` executable), so look upwards.
+ * The migration files live in the package's src/store/migrations (package.json's `files` ships them
+ * beside dist/). This code runs from src/ (tests), from dist/src/store/ (compiled) or from dist/src/
+ * (the bundled `cairn` executable), so look upwards.
  */
 function migrationsDir(backend: 'sqlite' | 'postgres'): string {
   const candidates: string[] = [];

@@ -18,7 +18,10 @@ import {
   renderTaskState,
   type CurrentState,
 } from './renderViews.js';
-import { writeAtomic } from './writeAtomic.js';
+import { writeFileAtomic } from '../writeFileAtomic.js';
+
+/** The views are caches rebuilt from the store: atomic, but not fsynced (a power cut costs a rebuild, not data). */
+const CACHE = { fsync: false };
 
 export class Views {
   private readonly tasksDir: string;
@@ -37,7 +40,7 @@ export class Views {
   /** Writes one task's view. Synchronous so it is on disk before the caller moves on. */
   writeTask(task: TaskRecord): void {
     ensurePrivateDir(this.tasksDir);
-    writeAtomic(path.join(this.tasksDir, `${task.id}.state`), renderTaskState(task));
+    writeFileAtomic(path.join(this.tasksDir, `${task.id}.state`), renderTaskState(task), CACHE);
   }
 
   private async currentState(): Promise<CurrentState> {
@@ -58,7 +61,7 @@ export class Views {
 
   async writeCurrent(): Promise<void> {
     ensurePrivateDir(this.dataDir);
-    writeAtomic(path.join(this.dataDir, 'current.state'), renderCurrentState(await this.currentState()));
+    writeFileAtomic(path.join(this.dataDir, 'current.state'), renderCurrentState(await this.currentState()), CACHE);
   }
 
   async writeMarkdown(): Promise<void> {
@@ -77,9 +80,9 @@ export class Views {
     const deps = await this.store.listTasks({ ids: [...new Set(ordered.flatMap((t) => t.dependsOn))] });
     const stale = sessions.filter((s) => s.status === 'stale' || s.status === 'crashed').slice(0, 20);
     ensurePrivateDir(this.statusDir);
-    writeAtomic(path.join(this.statusDir, 'current-state.md'), renderCurrentStateMd(current, inProgress, awaiting));
-    writeAtomic(path.join(this.statusDir, 'next-steps.md'), renderNextStepsMd(ordered, new Map(deps.map((t) => [t.id, t])), current.at));
-    writeAtomic(path.join(this.statusDir, 'blockers.md'), renderBlockersMd(failed, awaiting, stale, current.at));
+    writeFileAtomic(path.join(this.statusDir, 'current-state.md'), renderCurrentStateMd(current, inProgress, awaiting), CACHE);
+    writeFileAtomic(path.join(this.statusDir, 'next-steps.md'), renderNextStepsMd(ordered, new Map(deps.map((t) => [t.id, t])), current.at), CACHE);
+    writeFileAtomic(path.join(this.statusDir, 'blockers.md'), renderBlockersMd(failed, awaiting, stale, current.at), CACHE);
   }
 
   /** Writes every view again from the store, removing views of tasks that no longer exist. */
