@@ -101,7 +101,7 @@ describe('under a real pm2, from the shipped ecosystem file', () => {
       ws.writeConfig({ concurency: 2 } as unknown as ConfigFile);
       const name = `cairn-config-error-${execMode}`;
       await pm2('start', writeEcosystem(ws, name, { exec_mode: execMode }));
-      const started = Date.now();
+      // Within seconds: a start that hung instead of exiting (as under pm2's IPC channel before) never gets here.
       // pm2 clears an app's pid when it decides not to restart it (stop_exit_codes, autorestart off,
       // too many restarts); one it will restart keeps its dead pid until then. With a restart delay
       // set (the shipped exp_backoff_restart_delay), pm2 7 shows such an app `waiting restart`
@@ -110,7 +110,6 @@ describe('under a real pm2, from the shipped ecosystem file', () => {
         const p = await pm2Process(name);
         return p && p.exitCode !== null && p.pid === 0 && p;
       }, { timeoutMs: 10_000, intervalMs: 100, what: `pm2 to see ${name} exit and not restart it` });
-      expect(Date.now() - started).toBeLessThan(10_000);
       expect(exited).toMatchObject({ exitCode: 2, restarts: 0, execMode: `${execMode}_mode` });
       expect(['stopped', 'errored', 'waiting restart']).toContain(exited.status);
       const logs = daemonLogs(ws);
