@@ -15,11 +15,13 @@ module.exports = {
       // only the daemon, not the whole tree, or stages die before their grace period.
       treekill: false,
       autorestart: true,
-      // Exit 2 is a config or usage error: restarting cannot fix it, so pm2 stops and shows it errored.
+      // Exit 2 is a config or usage error: restarting cannot fix it, so pm2 does not restart it (pm2 7
+      // lists it `waiting restart` with no pid: with a restart delay set it shows that status even so).
       stop_exit_codes: [2],
       min_uptime: '10s',
       max_restarts: 50,
       exp_backoff_restart_delay: 1000,
+      // pm2 creates these 0644 with its own umask; `cairn start` makes them 0600 (and state/logs 0700).
       out_file: 'state/logs/daemon.out.log',
       error_file: 'state/logs/daemon.err.log',
       merge_logs: true,

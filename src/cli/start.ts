@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { loadCliConfig, parsePositiveInt, type GlobalOptions } from './context.js';
 import { assertStagesConfigured, createDaemon, runUntilStopped } from './daemonProcess.js';
 import type { ResumePolicy } from '../daemon/daemon.js';
+import { tightenDataDirLogs, tightenProcessManagerLogs } from '../daemon/privateServiceLogs.js';
 
 export interface StartOptions {
   resume?: boolean | string;
@@ -21,13 +22,17 @@ export function parseResume(value: boolean | string | undefined): ResumePolicy |
 }
 
 export async function run(opts: StartOptions, global: GlobalOptions): Promise<number> {
+  // Before anything can fail: pm2 writes this start's errors into files it made world-readable.
+  const logWarnings = tightenProcessManagerLogs(process.env);
   const resume = parseResume(opts.resume);
   const concurrency = opts.concurrency === undefined ? undefined : parsePositiveInt(opts.concurrency, '--concurrency');
   const config = await loadCliConfig(global, { concurrency });
   assertStagesConfigured(config);
   const { openStore } = await import('../store/openStore.js');
   const store = await openStore(config, { verify: true });
+  logWarnings.push(...tightenDataDirLogs(config.dataDir));
   const daemon = await createDaemon({ store, config, resume });
+  for (const warning of logWarnings) daemon.logger.warn(warning);
   const stopped = runUntilStopped(daemon);
   try {
     await daemon.start();
