@@ -80,6 +80,8 @@ describe('cairn status: what needs a person', () => {
       expect(text.stdout).toMatch(
         new RegExp(`stuck: ${stuck} \\(plan attempt 1, 1h 59m past its 1m timeout\\); the daemon running it may be hung: .*\`cairn cancel ID\`\\n`),
       );
+      // Named once, with what to do: not again among the heartbeat's flags (status --json keeps those).
+      expect(text.stdout).not.toMatch(/^\s+(stuck|approval_waiting)\s/m);
 
       const { attention } = ws.json(['status']);
       expect(attention.waiting_approval.total).toBe(12);

@@ -68,9 +68,12 @@ export async function run(opts: { json?: boolean }, global: GlobalOptions, io: O
           `; restore drill: ${snap.last_drill ? `${snap.last_drill.ok ? 'passed' : 'FAILED'} at ${snap.last_drill.at} (${snap.last_drill.snapshot || 'no snapshot'})` : 'not run yet'}`,
       );
     }
-    if (flags.length) {
+    // Stuck stages and waiting approvals are named above with what to do; listing them again as flags
+    // would say each twice. --json keeps every flag.
+    const otherFlags = flags.filter((f) => f.kind !== 'stuck' && f.kind !== 'approval_waiting');
+    if (otherFlags.length) {
       lines.push('flags:');
-      lines.push(table(flags.map((f) => ['  ' + f.kind, f.message])));
+      lines.push(table(otherFlags.map((f) => ['  ' + f.kind, f.message])));
     }
     io.out(lines.join('\n'));
   });
