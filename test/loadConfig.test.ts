@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { inboxDir } from '../src/inbox/inboxService.js';
 import { loadConfig } from '../src/loadConfig.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -24,5 +25,17 @@ describe('loadConfig', () => {
     writeFileSync(path.join(cwd, 'cairn.config.json'), JSON.stringify({ store: { kind: 'sqlite' } }));
     const config = await loadConfig({ cwd, env: { HOME: cwd }, overrides: { databaseUrl: 'postgres://c@h3/db' } });
     expect(config.store).toMatchObject({ kind: 'postgres', url: 'postgres://c@h3/db' });
+  });
+
+  it('inbox.dir and dataDir from a config file are beside the file, wherever the daemon is started', async () => {
+    const project = tempDir();
+    const elsewhere = tempDir();
+    const file = path.join(project, 'cairn.config.json');
+    const env = { HOME: elsewhere, XDG_CACHE_HOME: path.join(elsewhere, 'cache') };
+    writeFileSync(file, JSON.stringify({ inbox: { dir: 'drop' } }));
+    const config = await loadConfig({ cwd: elsewhere, env, file });
+    expect(inboxDir(config)).toBe(path.join(project, 'drop'));
+    writeFileSync(file, JSON.stringify({ dataDir: 'data' }));
+    expect(inboxDir(await loadConfig({ cwd: elsewhere, env, file }))).toBe(path.join(project, 'data', 'inbox'));
   });
 });

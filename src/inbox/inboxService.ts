@@ -31,8 +31,12 @@ function isTemporaryName(name: string): boolean {
   return name.startsWith('.') || /(\.tmp|\.part|\.swp|~)$/i.test(name);
 }
 
-export function inboxDir(config: { dataDir: string; inbox: { dir?: string } }): string {
-  return config.inbox.dir ? path.resolve(config.inbox.dir) : path.join(config.dataDir, 'inbox');
+/**
+ * `inbox.dir` is relative to the config file, as every other path in it is (stage programs, state.dir,
+ * store.path, and what `cairn service` opens to the sandbox); without it, `<dataDir>/inbox`. Pure.
+ */
+export function inboxDir(config: { dataDir: string; baseDir: string; inbox: { dir?: string } }): string {
+  return config.inbox.dir ? path.resolve(config.baseDir, config.inbox.dir) : path.join(config.dataDir, 'inbox');
 }
 
 /** Reads a regular file without following a symlink or blocking on a FIFO; refuses what is too big. */
