@@ -13,7 +13,6 @@ import * as history from '../src/cli/history.js';
 import * as list from '../src/cli/list.js';
 import * as show from '../src/cli/show.js';
 import type { GlobalOptions, Output } from '../src/cli/context.js';
-import { historyJson, taskDetailJson } from '../src/cli/format.js';
 import { defaultConfig } from '../src/config.js';
 import { thisHost } from '../src/process/sessions.js';
 import { Engine } from '../src/engine/engine.js';
@@ -24,6 +23,7 @@ import { openPostgresStore, type PostgresStore } from '../src/store/postgres.js'
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
 import type { Store } from '../src/store/store.js';
 import { CAIRN_BIN } from './helpers/cairnProcess.js';
+import { historyJsonOf, showJsonOf } from './helpers/printedJson.js';
 import { adminQuery, dropTestSchemas, newTestSchema, schemaUrl } from './helpers/postgres.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -133,12 +133,9 @@ async function printed(verb: (io: Output) => Promise<void>): Promise<string> {
   return out;
 }
 
-/** What `show ID --json` and `history ID --json` print, read as show.ts and history.ts read it, from an open store. */
+/** What `show ID --json` and `history ID --json` print for task `id`, from an open store. */
 async function printedFrom(store: Store, id: number): Promise<{ show: string; history: string }> {
-  const task = await store.getTask(id);
-  if (!task) throw new Error(`task ${id} is not in the store`);
-  const detail = taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id), await store.listNotes({ taskId: id }));
-  return { show: JSON.stringify(detail), history: JSON.stringify(historyJson(await store.getHistory(id))) };
+  return { show: await showJsonOf(store, id), history: await historyJsonOf(store, id) };
 }
 
 function cliJson(dir: string, args: string[]) {
