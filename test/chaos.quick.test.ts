@@ -12,7 +12,7 @@ describe('chaos suite, quick', () => {
     expect(scenarios.length).toBeGreaterThan(0);
   });
   for (const s of scenarios) {
-    it(`${s.name}: ${s.target}`, { timeout: 120_000 }, async () => {
+    it(`${s.name}: ${s.target}`, { timeout: 180_000 }, async () => {
       const outcome = await runScenario(s, true);
       expect(outcome.failures, outcome.figure).toEqual([]);
       expect(outcome.held).toBe(true);
