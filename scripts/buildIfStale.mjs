@@ -1,7 +1,8 @@
-// Runs `npm run build` only when dist/ is older than what it is built from. `npm start` and `prepare`
-// run it: the build takes 20 s and more (tsc and the bundle), `npm ci` has built dist/ already, and
-// npm 11's `npx cairn` in the clone links the clone into npx's cache on its first call, which runs
-// `prepare` again (that was the 20 s first `npx cairn`).
+// Runs `npm run build` only when dist/ is older than what it is built from. `npm start`, `npm test`
+// and `prepare` run it: the build takes 20 s and more (tsc, which type-checks src/, test/ and bench/,
+// then the bundle); `npm ci` has built dist/ already, so CI's `npm ci && npm test` type-checks once,
+// not twice; and npm 11's `npx cairn` in the clone links the clone into npx's cache on its first call,
+// which runs `prepare` again (that was the 20 s first `npx cairn`). `npm run build` always builds.
 // The stamp is dist/src/cairn.cjs, which the build writes last (scripts/bundleCli.mjs, after tsc
 // succeeded), so a build that failed half-way is redone. A directory's own mtime counts too: deleting
 // or renaming a source file changes it.
@@ -10,7 +11,8 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const STAMP = 'dist/src/cairn.cjs';
-const INPUTS = ['src', 'machines', 'scripts/bundleCli.mjs', 'tsconfig.json', 'package.json', 'package-lock.json'];
+// test/ and bench/ are built into dist/ too (the chaos runner and the bench run from there).
+const INPUTS = ['src', 'machines', 'test', 'bench', 'scripts', 'tsconfig.json', 'vitest.config.ts', 'package.json', 'package-lock.json'];
 
 /** The newest mtime under `file` (itself included), and which file has it. */
 function newest(file) {

@@ -1,5 +1,5 @@
 /**
- * `npm start` and `prepare` build only when dist/ is older than a source: a fresh dist/ starts the
+ * `npm start`, `npm test` and `prepare` build only when dist/ is older than a source or a test: a fresh dist/ starts the
  * daemon in seconds instead of rebuilding for 20 s and more, and a changed, added or deleted source
  * is still built. Runs the real script in a small package whose `build` only records that it ran.
  */
@@ -22,12 +22,13 @@ function makePackage(sourcesAt: number, builtAt: number): string {
     'scripts/bundleCli.mjs': '',
     'src/cli/main.ts': '',
     'machines/task.machine.ts': '',
+    'test/cliVerbs.test.ts': '',
   };
   for (const [name, content] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     writeFileSync(path.join(dir, name), content);
   }
-  for (const name of [...Object.keys(files), 'src/cli', 'src', 'machines', 'scripts']) utimesSync(path.join(dir, name), sourcesAt, sourcesAt);
+  for (const name of [...Object.keys(files), 'src/cli', 'src', 'machines', 'scripts', 'test']) utimesSync(path.join(dir, name), sourcesAt, sourcesAt);
   mkdirSync(path.join(dir, 'dist', 'src'), { recursive: true });
   writeFileSync(path.join(dir, 'dist', 'src', 'cairn.cjs'), '');
   utimesSync(path.join(dir, 'dist', 'src', 'cairn.cjs'), builtAt, builtAt);
@@ -51,7 +52,7 @@ describe('scripts/buildIfStale.mjs', () => {
   });
 
   it('builds when a source, the lockfile or a directory (a deleted file) changed after the build, and when there is no build', () => {
-    for (const changed of ['src/cli/main.ts', 'machines/task.machine.ts', 'package-lock.json', 'src/cli']) {
+    for (const changed of ['src/cli/main.ts', 'machines/task.machine.ts', 'test/cliVerbs.test.ts', 'package-lock.json', 'src/cli']) {
       const dir = makePackage(t0, t0 + 60);
       utimesSync(path.join(dir, changed), t0 + 120, t0 + 120);
       expect(runCheck(dir).built, changed).toBe(true);

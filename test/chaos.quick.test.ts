@@ -1,21 +1,8 @@
 /**
  * The quick variant of the chaos suite (issue 8) inside `npm test`: every scenario with few iterations,
- * each one required to hold its target. `npm run chaos` runs the full counts.
+ * each one required to hold its target, beside other test files; the few in RUN_ALONE run in
+ * chaos.alone.test.ts. `npm run chaos` runs the full counts.
  */
-import { describe, expect, it } from 'vitest';
-import { loadScenarios, runScenario } from './chaos/suite.js';
+import { quickChaosTests } from './chaos/quickTests.js';
 
-const scenarios = await loadScenarios();
-
-describe('chaos suite, quick', () => {
-  it('has scenarios to run', () => {
-    expect(scenarios.length).toBeGreaterThan(0);
-  });
-  for (const s of scenarios) {
-    it(`${s.name}: ${s.target}`, { timeout: 120_000 }, async () => {
-      const outcome = await runScenario(s, true);
-      expect(outcome.failures, outcome.figure).toEqual([]);
-      expect(outcome.held).toBe(true);
-    });
-  }
-});
+await quickChaosTests('beside others');

@@ -187,10 +187,12 @@ describe('heartbeat', () => {
   it('a slow cycle command does not stop the session\'s renewal, and holds the upkeep against `cairn heartbeat`', async () => {
     const ws = new Workspace(tempDir());
     const record = path.join(ws.dir, 'cycle-input');
+    // The cycle command runs until this file exists: held for as long as the checks take, however slow the machine.
+    const release = path.join(ws.dir, 'cycle-release');
     ws.writeConfig({
       heartbeat: { cron: '*/1 * * * * *', staleAfter: '2s' },
       snapshots: { onStart: false },
-      cycle: { run: [CYCLE], env: { CYCLE_RECORD: record, CYCLE_SLEEP: '6' } },
+      cycle: { run: [CYCLE], env: { CYCLE_RECORD: record, CYCLE_RELEASE: release } },
     });
     const daemon = ws.startDaemon();
     try {
@@ -200,12 +202,13 @@ describe('heartbeat', () => {
       // While the cycle sleeps, the session is renewed past staleAfter (2 s): a renewal later than that is the signal.
       await waitFor(() => Date.parse(ws.json(['status']).sessions[0].last_heartbeat_at) > cycleStartedAt + 2000, {
         what: 'a session renewal more than staleAfter after the cycle command started',
-        timeoutMs: 3500,
+        timeoutMs: 30_000,
         intervalMs: 100,
       });
       const other = ws.json(['heartbeat']);
       expect(other.parts.find((p: any) => p.name === 'sessions').detail).toEqual({ marked: [] });
       expect(other.parts.find((p: any) => p.name === 'cycle').skipped).toBe(`upkeep is not this cycle's to do (held by ${started.session})`);
+      writeFileSync(release, '');
       await daemon.waitForLog(/cycle: submitted task 2/);
       expect(daemon.lines.some((l) => /marked stale by another process/.test(l.msg))).toBe(false);
       expect(ws.json(['status']).sessions.map((s: any) => s.id)).toEqual([started.session]);

@@ -51,7 +51,9 @@ describe('zero-parse views', () => {
 
   it('a daemon keeps current.state and the markdown current; deleted views come back with `cairn views rebuild`', async () => {
     const ws = new Workspace(tempDir());
-    ws.writeConfig({ approvals: { plan: 'manual', implementation: 'auto' }, limits: { stageAttempts: 1 } }, { verify: { FAIL_ATTEMPTS: '0' } });
+    // Implement takes 3 s, so the view read right after `cairn approve` cannot already show the daemon's
+    // next step (under load it once read 'reviewing').
+    ws.writeConfig({ approvals: { plan: 'manual', implementation: 'auto' }, limits: { stageAttempts: 1 } }, { verify: { FAIL_ATTEMPTS: '0' }, implement: { STAGE_SLEEP: '3' } });
     const daemon = ws.startDaemon();
     try {
       const waiting = ws.submit('wait for me');

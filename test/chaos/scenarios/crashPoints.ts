@@ -20,6 +20,12 @@ import { readTasks } from '../waitFor.js';
 import { readStageRuns, timedStages } from '../timedStage.js';
 
 const SETTLE_MS = 60_000;
+/**
+ * How long an armed process may take to reach its crash point. A deadline, not a wait: it dies as soon as
+ * it gets there. Quick runs start every label at once, beside another test file on a 2-core machine;
+ * 20 s there left snapshot-before-rename's daemon unreached under load.
+ */
+const REACH_MS = 60_000;
 const LEGACY_DB = path.join(path.dirname(STAGE_SCRIPT), '..', 'legacy', 'orchestrator-tasks.db');
 
 interface Attempt {
@@ -52,7 +58,7 @@ function daemonCase(label: CrashPoint, passesOf: (iteration: number) => number):
     const ids = await Promise.all([submit(ws, `${label} a`), submit(ws, `${label} b`)]);
     const passes = passesOf(iteration);
     const crashing = ws.startDaemon([], { CAIRN_CRASH_AT: label, CAIRN_CRASH_AFTER: String(passes) });
-    const exit = await Promise.race([crashing.exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
+    const exit = await Promise.race([crashing.exited, new Promise<null>((r) => setTimeout(() => r(null), REACH_MS).unref())]);
     if (exit === null) await crashing.kill('SIGKILL');
     const tasks = await runUntilSettled(ws, SETTLE_MS);
     const failures = ids.filter((id) => tasks.find((t) => t.id === id)?.state !== 'completed').map((id) => `task ${id} did not complete after the crash`);
@@ -72,7 +78,7 @@ const inboxCase: Case = async (ws, iteration) => {
     renameSync(path.join(inbox, `task-${n}.json.tmp`), path.join(inbox, `task-${n}.json`));
   });
   const crashing = ws.startDaemon([], { CAIRN_CRASH_AT: 'after-inbox-insert', CAIRN_CRASH_AFTER: String(files - 1) });
-  const exit = await Promise.race([crashing.exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
+  const exit = await Promise.race([crashing.exited, new Promise<null>((r) => setTimeout(() => r(null), REACH_MS).unref())]);
   if (exit === null) await crashing.kill('SIGKILL');
   const waiting = () => readdirSync(inbox).filter((f) => f !== 'accepted' && f !== 'rejected');
   const tasks = await runUntilSettled(ws, SETTLE_MS, () => waiting().length === 0);
@@ -127,7 +133,7 @@ function snapshotCase(label: CrashPoint, offset: number): Case {
       autoConfig(ws, { snapshots: { onStart: true } });
       const id = await submit(ws, `${label} during the start-up snapshot`);
       const crashing = ws.startDaemon([], { CAIRN_CRASH_AT: label });
-      const exit = await Promise.race([crashing.exited, new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
+      const exit = await Promise.race([crashing.exited, new Promise<null>((r) => setTimeout(() => r(null), REACH_MS).unref())]);
       if (exit === null) await crashing.kill('SIGKILL');
       crashed = exit?.signal === 'SIGKILL';
       const tasks = await runUntilSettled(ws, SETTLE_MS);

@@ -1,0 +1,19 @@
+/**
+ * What `cairn show ID --json` and `cairn history ID --json` print, read as src/cli/show.ts and
+ * history.ts read it but from a store the caller keeps open: a test comparing hundreds of tasks opens
+ * its store once instead of once per call. Tests that use it also check, for a sample, that the verb
+ * itself prints exactly the same.
+ */
+import { historyJson, taskDetailJson } from '../../src/cli/format.js';
+import type { Store } from '../../src/store/store.js';
+
+export async function showJsonOf(store: Store, id: number): Promise<string> {
+  const task = await store.getTask(id);
+  if (!task) throw new Error(`task ${id} is not in the store`);
+  return JSON.stringify(taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id), await store.listNotes({ taskId: id })));
+}
+
+export async function historyJsonOf(store: Store, id: number): Promise<string> {
+  if (!(await store.getTask(id))) throw new Error(`task ${id} is not in the store`);
+  return JSON.stringify(historyJson(await store.getHistory(id)));
+}
