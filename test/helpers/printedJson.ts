@@ -4,7 +4,7 @@
  * its store once instead of once per call. Tests that use it also check, for a sample, that the verb
  * itself prints exactly the same.
  */
-import { historyJson, taskDetailJson } from '../../src/cli/format.js';
+import { historyJson, taskDetailJson } from '../../src/taskJson.js';
 import type { Store } from '../../src/store/store.js';
 
 export async function showJsonOf(store: Store, id: number): Promise<string> {
