@@ -101,7 +101,7 @@ describe('history archives', () => {
     const sample = old.filter((_, i) => i % 10 === 3);
     const viaVerbs = [...old.slice(0, 14), old[49], old[50], old[503], old[510]];
     const before = new Map<number, [string, string]>();
-    for (const id of old) before.set(id, [await showJsonOf(store, id), sample.includes(id) ? await historyJsonOf(store, id) : '']);
+    for (const id of old) before.set(id, [await showJsonOf(store, id, config.dataDir), sample.includes(id) ? await historyJsonOf(store, id) : '']);
     for (const id of viaVerbs) {
       expect(await capture(show, id, { json: true }, global), `show ${id}`).toBe(before.get(id)![0]);
       if (sample.includes(id)) expect(await capture(history, id, { json: true }, global), `history ${id}`).toBe(before.get(id)![1]);
@@ -142,7 +142,7 @@ describe('history archives', () => {
     const expectUnchanged = async (ids: number[]) => {
       for (const id of ids) {
         const [showBefore, historyBefore] = before.get(id)!;
-        expect(await withTaskStore({ config, store }, id, true, (s) => showJsonOf(s, id)), `show ${id}`).toBe(showBefore);
+        expect(await withTaskStore({ config, store }, id, true, (s) => showJsonOf(s, id, config.dataDir)), `show ${id}`).toBe(showBefore);
         if (sample.includes(id)) expect(await withTaskStore({ config, store }, id, true, (s) => historyJsonOf(s, id)), `history ${id}`).toBe(historyBefore);
       }
       for (const id of ids.filter((id) => viaVerbs.includes(id) || id === sample[0])) {

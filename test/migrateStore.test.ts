@@ -133,9 +133,9 @@ async function printed(verb: (io: Output) => Promise<void>): Promise<string> {
   return out;
 }
 
-/** What `show ID --json` and `history ID --json` print for task `id`, from an open store. */
-async function printedFrom(store: Store, id: number): Promise<{ show: string; history: string }> {
-  return { show: await showJsonOf(store, id), history: await historyJsonOf(store, id) };
+/** What `show ID --json` and `history ID --json` print for task `id`, from an open store, run with `dataDir`. */
+async function printedFrom(store: Store, id: number, dataDir: string): Promise<{ show: string; history: string }> {
+  return { show: await showJsonOf(store, id, dataDir), history: await historyJsonOf(store, id) };
 }
 
 function cliJson(dir: string, args: string[]) {
@@ -175,7 +175,8 @@ describe('migrate-store', () => {
     const both: Record<number, { show: string; history: string }[]> = {};
     try {
       for (const id of ids) {
-        both[id] = [await printedFrom(sides[0], id), await printedFrom(sides[1], id)];
+        // Both sides run with the data directory beside the config file (dir/state): the same log paths.
+        both[id] = [await printedFrom(sides[0], id, path.join(dir, 'state')), await printedFrom(sides[1], id, path.join(dir, 'state'))];
         expect(both[id][1].show, `show ${id}`).toBe(both[id][0].show);
         expect(both[id][1].history, `history ${id}`).toBe(both[id][0].history);
       }

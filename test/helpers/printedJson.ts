@@ -4,13 +4,16 @@
  * its store once instead of once per call. Tests that use it also check, for a sample, that the verb
  * itself prints exactly the same.
  */
+import { stageLogsDir } from '../../src/executors/stageLogPath.js';
 import { historyJson, taskDetailJson } from '../../src/taskJson.js';
 import type { Store } from '../../src/store/store.js';
 
-export async function showJsonOf(store: Store, id: number): Promise<string> {
+/** `dataDir` is the data directory the verb would run with: show prints each run's log path under it. */
+export async function showJsonOf(store: Store, id: number, dataDir: string): Promise<string> {
   const task = await store.getTask(id);
   if (!task) throw new Error(`task ${id} is not in the store`);
-  return JSON.stringify(taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id), await store.listNotes({ taskId: id })));
+  const detail = taskDetailJson(task, await store.getCheckpoints(id), await store.getStageRuns(id), await store.listNotes({ taskId: id }), stageLogsDir(dataDir));
+  return JSON.stringify(detail);
 }
 
 export async function historyJsonOf(store: Store, id: number): Promise<string> {
