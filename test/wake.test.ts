@@ -16,9 +16,9 @@ const HOURLY = { heartbeat: { cron: '0 0 * * * *', staleAfter: '5m' } };
 /** How long a CLI write may take on this shared 2-core machine; a write that waited on a daemon would hang. */
 const PROMPT_MS = 5_000;
 
-function workspace(config: object = {}): Workspace {
+function workspace(config: object = {}, stageEnv: Parameters<Workspace['writeConfig']>[1] = {}): Workspace {
   const ws = new Workspace(tempDir());
-  ws.writeConfig({ ...HOURLY, ...config });
+  ws.writeConfig({ ...HOURLY, ...config }, stageEnv);
   return ws;
 }
 
@@ -74,6 +74,39 @@ describe('a CLI write wakes the daemon without waiting for its poll', () => {
     daemon = await started(ws);
     try {
       expect(statSync(doorbell(ws)).mode & 0o777).toBe(0o600);
+    } finally {
+      await daemon.kill('SIGTERM');
+    }
+  });
+});
+
+describe("the daemon's own changes start the next stage without waiting for the poll", () => {
+  it('a stage whose backoff ends runs again at once', async () => {
+    const ws = workspace({ approvals: { plan: 'auto', implementation: 'auto' }, limits: { retryBackoff: '200ms' } }, { plan: { FAIL_ATTEMPTS: '1' } });
+    const daemon = await started(ws);
+    try {
+      const id = ws.submit('fails once');
+      await waitFor(() => ws.ledger().some((l) => l.task === id && l.stage === 'plan' && l.attempt === 1), { intervalMs: 5, what: 'plan attempt 1' });
+      await waitFor(() => ws.ledger().some((l) => l.task === id && l.stage === 'plan' && l.attempt === 2), {
+        timeoutMs: 2_000,
+        intervalMs: 5,
+        what: 'plan attempt 2 after the 200 ms backoff',
+      });
+    } finally {
+      await daemon.kill('SIGTERM');
+    }
+  });
+
+  it('a task waiting on a dependency starts as soon as the dependency completes', async () => {
+    const ws = workspace({ approvals: { plan: 'auto', implementation: 'auto' } });
+    const daemon = await started(ws);
+    try {
+      const first = ws.submit('first');
+      const second = ws.submit('second', ['--depends-on', String(first)]);
+      await waitFor(() => ws.ledger().some((l) => l.task === first && l.stage === 'verify'), { intervalMs: 5, what: `task ${first}'s verify` });
+      // verify's line is written as it starts; the dependent starts within a second of it ending.
+      await stageStarted(ws, second, 'plan', 2_000);
+      expect(ws.show(first).state).toBe('completed');
     } finally {
       await daemon.kill('SIGTERM');
     }
