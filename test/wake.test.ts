@@ -7,7 +7,9 @@
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, existsSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { isAlive, Workspace, type DaemonProcess } from './helpers/cairnProcess.js';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CAIRN_BIN, isAlive, Workspace, type DaemonProcess } from './helpers/cairnProcess.js';
 import { tempDir, waitFor } from './helpers/tmp.js';
 
 /** Slow enough that a stage starting within a second was woken, not found by a poll or a heartbeat. */
@@ -22,6 +24,7 @@ function workspace(config: object = {}, stageEnv: Parameters<Workspace['writeCon
   return ws;
 }
 
+const LIBRARY = pathToFileURL(path.join(path.dirname(CAIRN_BIN), 'index.js')).href;
 const doorbell = (ws: Workspace) => `${ws.dbFile}.wake`;
 
 /** Waits for the stage program's own ledger line for this task and stage; resolves with ms waited. */
@@ -60,6 +63,23 @@ describe('a CLI write wakes the daemon without waiting for its poll', () => {
         promptWrite(ws, ['approve', String(id)]);
         expect(await stageStarted(ws, id, 'implement', 1_000)).toBeLessThan(1_000);
       }
+    } finally {
+      await daemon.kill('SIGTERM');
+    }
+  });
+
+  it('a submit through the library, in a process of its own, wakes it too', async () => {
+    const ws = workspace();
+    const daemon = await started(ws);
+    try {
+      const script = `const { openCairn } = await import(${JSON.stringify(LIBRARY)});
+        const cairn = await openCairn({ dataDir: process.argv[1] });
+        const task = await cairn.submit({ request: 'from a script' });
+        await cairn.stop();
+        console.log(task.id);`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, ws.dataDir], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(await stageStarted(ws, Number(r.stdout.trim()), 'plan', 1_000)).toBeLessThan(1_000);
     } finally {
       await daemon.kill('SIGTERM');
     }

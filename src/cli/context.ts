@@ -4,9 +4,8 @@ import type { Config } from '../config.js';
 import { loadConfig, type ConfigOverrides } from '../loadConfig.js';
 import { UsageError } from '../errors.js';
 // Static: it is small, and loading it with the verb's modules saves a read verb a round of module loading.
-import { describeDamage, openStore, sqlitePath } from '../store/openStore.js';
+import { describeDamage, openStore } from '../store/openStore.js';
 import type { Store } from '../store/store.js';
-import type { Engine } from '../engine/engine.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -81,19 +80,8 @@ export async function createCliEngine(ctx: { config: Config; store: Store }) {
   const { Engine } = await import('../engine/engine.js');
   const { attachViews } = await import('../views/attachViews.js');
   const engine = new Engine(ctx.store, ctx.config);
-  await ringDaemonsOnCommit(engine, ctx.config);
+  // Every write verb's commit wakes a daemon on the same file at once (only write verbs load this).
+  (await import('../engine/announceCommits.js')).announceCommits(engine, ctx.config);
   const views = attachViews(engine, ctx.config);
   return { engine, done: async () => views?.flush() };
-}
-
-/**
- * Every write verb's commit rings the doorbell of a daemon on the same SQLite file, so it starts what
- * the write made runnable at once rather than at its next safety poll. Rung from the commit listener:
- * only after the commit, never before. PostgreSQL commits NOTIFY by themselves.
- */
-async function ringDaemonsOnCommit(engine: Engine, config: Config): Promise<void> {
-  if (config.store.kind !== 'sqlite') return;
-  const { doorbellPath, ringDoorbell } = await import('../store/doorbell.js');
-  const doorbell = doorbellPath(sqlitePath(config));
-  engine.onCommit(() => ringDoorbell(doorbell));
 }

@@ -11,6 +11,7 @@ import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
 import type { DaemonService, ServiceHost } from '../daemonService.js';
 import { InvalidTransitionError, toError } from '../errors.js';
+import { STAGE_EVENTS } from '../engine/announceCommits.js';
 import { carryOutRun, type RunContext } from '../engine/carryOutRun.js';
 import { Engine, type ClaimFor } from '../engine/engine.js';
 import { ResumePass } from '../engine/resumeTask.js';
@@ -69,8 +70,6 @@ export const DEFAULT_POLL_MS = 2_000;
 /** setTimeout's limit; a longer delay would fire at once. A backoff that long is left to the safety poll. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Events the daemon commits to run stages; any other commit in this process may ask for a dispatch. */
-const STAGE_EVENTS = new Set(['START', 'STAGE_SUCCEEDED', 'STAGE_FAILED']);
 
 /** How many interrupted tasks are resumed together (one commit) at start. */
 const RESUME_CHUNK = 256;
