@@ -11,6 +11,7 @@ import type { StageName } from '../machines/task.machine.js';
 import { defaultConfig, type Config, type ConfigFile } from './config.js';
 import { Daemon, type ResumePolicy, type StartReport } from './daemon/daemon.js';
 import { Engine, type SubmitRequest } from './engine/engine.js';
+import { announceCommits } from './engine/announceCommits.js';
 import { resumeTask } from './engine/resumeTask.js';
 import type { ModuleStageFn } from './executors/types.js';
 import { openStore } from './store/openStore.js';
@@ -66,6 +67,8 @@ export async function openCairn(options: OpenCairnOptions = {}): Promise<Cairn> 
   store.checkpointInBackground?.(() => {});
   const now = options.now ?? Date.now;
   const engine = new Engine(store, config, now);
+  // A daemon in another process (`cairn start`) hears this process's submits and decisions at once.
+  announceCommits(engine, config);
   const logger = options.logger ?? pino({ level: 'silent' });
   const views = attachViews(engine, config, logger);
   const by = options.actor ?? 'library';

@@ -68,8 +68,14 @@ describe('three daemons on one database', () => {
   it('a task submitted on one machine starts on another well under a second later; the CLI works unchanged', { timeout: 60_000 }, async () => {
     const url = schemaUrl(await newTestSchema('notify'));
     const worker = machine(url, 'worker');
-    writeMachineConfig(worker, { ...AUTO, concurrency: 2, approvals: { plan: 'manual', implementation: 'auto' } });
-    await worker.start();
+    // Polling once a minute and beating hourly: only the NOTIFY can start the task within a second.
+    writeMachineConfig(worker, {
+      ...AUTO,
+      concurrency: 2,
+      approvals: { plan: 'manual', implementation: 'auto' },
+      heartbeat: { cron: '0 0 * * * *', staleAfter: '5m' },
+    });
+    await worker.start({ CAIRN_POLL_MS: '60000' });
     const submitter = machine(url, 'laptop');
     writeMachineConfig(submitter, { approvals: { plan: 'manual', implementation: 'auto' } });
     const latencies: number[] = [];

@@ -80,6 +80,8 @@ export async function createCliEngine(ctx: { config: Config; store: Store }) {
   const { Engine } = await import('../engine/engine.js');
   const { attachViews } = await import('../views/attachViews.js');
   const engine = new Engine(ctx.store, ctx.config);
+  // Every write verb's commit wakes a daemon on the same file at once (only write verbs load this).
+  (await import('../engine/announceCommits.js')).announceCommits(engine, ctx.config);
   const views = attachViews(engine, ctx.config);
   return { engine, done: async () => views?.flush() };
 }

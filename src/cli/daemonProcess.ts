@@ -28,7 +28,25 @@ export async function createDaemon(options: Omit<DaemonOptions, 'logger'> & { lo
   const { InboxService } = await import('../inbox/inboxService.js');
   // `cairn run` drives one task: it leaves the inbox to the daemon.
   const services = [...(options.services ?? []), new ViewsService(), ...(options.onlyTaskIds ? [] : [new InboxService()])];
-  return new Daemon({ ...options, services, logger: options.logger ?? createLogger({ destination: options.logTo ?? 1 }) });
+  return new Daemon({
+    ...options,
+    pollMs: options.pollMs ?? pollMsFromEnv(),
+    services,
+    logger: options.logger ?? createLogger({ destination: options.logTo ?? 1 }),
+  });
+}
+
+/**
+ * CAIRN_POLL_MS: the safety poll's interval. Not a config key (DESIGN has none): writes are announced,
+ * so the poll only matters where they are not; tests set it to 60 s to prove the announcement works.
+ */
+function pollMsFromEnv(): number | undefined {
+  const value = process.env.CAIRN_POLL_MS;
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value.trim()) || Number(value) < 1) {
+    throw new ConfigError(`CAIRN_POLL_MS is "${value}"; it needs a whole number of milliseconds (1 or more), or unset it for the default`);
+  }
+  return Number(value);
 }
 
 /** Installs the signal handlers; resolves once the daemon has stopped after a signal or `until` resolves. */

@@ -11,6 +11,7 @@ import type { StageName } from '../../machines/task.machine.js';
 import type { Config } from '../config.js';
 import type { DaemonService, ServiceHost } from '../daemonService.js';
 import { InvalidTransitionError, toError } from '../errors.js';
+import { STAGE_EVENTS } from '../engine/announceCommits.js';
 import { carryOutRun, type RunContext } from '../engine/carryOutRun.js';
 import { Engine, type ClaimFor } from '../engine/engine.js';
 import { ResumePass } from '../engine/resumeTask.js';
@@ -35,7 +36,10 @@ export interface DaemonOptions {
   services?: DaemonService[];
   /** Drive only these tasks (`cairn run`); others are left to other daemons. */
   onlyTaskIds?: number[];
-  /** How often to look for writes by other processes; well under a second. */
+  /**
+   * The safety poll: how often to look for writes by other processes that nobody announced (a ring
+   * lost, a network file system). Announced writes wake the daemon at once (Store.watchChanges).
+   */
   pollMs?: number;
   now?: () => number;
 }
@@ -60,6 +64,13 @@ export interface StartReport {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The safety poll's default: slow, since writes by others are announced (idle CPU is the cost of polling). */
+export const DEFAULT_POLL_MS = 2_000;
+
+/** setTimeout's limit; a longer delay would fire at once. A backoff that long is left to the safety poll. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+
 /** How many interrupted tasks are resumed together (one commit) at start. */
 const RESUME_CHUNK = 256;
 
@@ -80,6 +91,12 @@ export class Daemon extends EventEmitter implements ServiceHost {
   private isTicking = false;
   private isTickPending = false;
   private pollTimer: NodeJS.Timeout | null = null;
+  private isPolling = false;
+  private isPollPending = false;
+  private stopWatching: (() => void) | null = null;
+  /** A timer for the earliest backoff this process set, and when it fires. */
+  private dueTimer: NodeJS.Timeout | null = null;
+  private dueAt = Infinity;
   private heartbeatTask: ScheduledTask | null = null;
   private heartbeatRunner: Heartbeat | null = null;
   private lastChangeMarker = -1;
@@ -96,7 +113,7 @@ export class Daemon extends EventEmitter implements ServiceHost {
     this.engine = options.engine ?? new Engine(options.store, options.config, this.now);
     this.resumePolicy = options.resume ?? (options.config.resumeOnStart ? 'all' : 'none');
     this.only = options.onlyTaskIds ? new Set(options.onlyTaskIds) : null;
-    this.pollMs = options.pollMs ?? 100;
+    this.pollMs = options.pollMs ?? DEFAULT_POLL_MS;
     this.runContext = {
       config: this.config,
       store: this.store,
@@ -154,7 +171,9 @@ export class Daemon extends EventEmitter implements ServiceHost {
       );
     }
     this.lastChangeMarker = await this.store.changeMarker();
-    this.pollTimer = setInterval(() => void this.poll(), this.pollMs);
+    this.engine.onCommit((task, event) => this.noticeOwnCommit(task, event));
+    await this.watchChanges();
+    this.pollTimer = setInterval(() => this.wake(), this.pollMs);
     // No noOverlap: while a slow cycle (a long cycle command) runs, later ticks still renew the session.
     this.heartbeatTask = cron.schedule(this.config.heartbeat.cron, () => void this.heartbeat());
     this.logger.info(
@@ -278,7 +297,65 @@ export class Daemon extends EventEmitter implements ServiceHost {
     return { lost, replacement: this.session.id };
   }
 
-  /** Notices commits by other processes (CLI approve, cancel, submit) and reacts within one poll. */
+  /** Wakes on other processes' commits as they are announced; a watch that fails leaves the safety poll. */
+  private async watchChanges(): Promise<void> {
+    if (!this.store.watchChanges) return;
+    const onError = (e: unknown) =>
+      this.logger.warn(
+        { err: toError(e) },
+        `watching for other processes' writes failed: ${toError(e).message}; they are noticed within ${this.pollMs} ms instead`,
+      );
+    try {
+      this.stopWatching = await this.store.watchChanges(() => this.wake(), onError);
+    } catch (e) {
+      onError(e);
+    }
+  }
+
+  /**
+   * A commit by this process (a library call, the inbox, a resume, a stage result): a user's event or
+   * a new task may make work runnable or stop a running stage; a backoff is due at a known time.
+   */
+  private noticeOwnCommit(task: TaskRecord, event: { type: string }): void {
+    if (this.isStopping) return;
+    if (!STAGE_EVENTS.has(event.type)) this.wake();
+    if (task.runStage && task.runAfter !== null && !task.lease) this.tickAt(task.runAfter);
+  }
+
+  /** Asks for a dispatch at `at` (epoch ms, this daemon's clock); one timer serves the earliest. */
+  private tickAt(at: number): void {
+    if (at >= this.dueAt) return;
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueAt = at;
+    // +1: findRunnable takes run_after <= now, and a timer may fire a little early by the wall clock.
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = null;
+      this.dueAt = Infinity;
+      this.requestTick();
+    }, Math.min(Math.max(0, at - this.now()) + 1, MAX_TIMER_MS));
+  }
+
+  /** Looks at the store now, folding a burst of wakes (rings, polls) into one look after the current. */
+  private wake(): void {
+    if (this.isStopping) return;
+    if (this.isPolling) {
+      this.isPollPending = true;
+      return;
+    }
+    this.isPolling = true;
+    void (async () => {
+      try {
+        do {
+          this.isPollPending = false;
+          await this.poll();
+        } while (this.isPollPending && !this.isStopping);
+      } finally {
+        this.isPolling = false;
+      }
+    })();
+  }
+
+  /** Notices commits by other processes (CLI approve, cancel, submit): stops overtaken runs, dispatches. */
   private async poll(): Promise<void> {
     if (this.isStopping) return;
     try {
@@ -439,6 +516,8 @@ export class Daemon extends EventEmitter implements ServiceHost {
     // timers and services after they were torn down (and the process would never end cleanly).
     await this.starting?.catch(() => undefined);
     if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.stopWatching?.();
     await this.heartbeatTask?.stop();
     await this.heartbeatRunner?.stop();
     await this.heartbeatTask?.destroy();

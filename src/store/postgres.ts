@@ -658,6 +658,12 @@ export class PostgresStore implements Store {
     return this.listener.marker();
   }
 
+  /** Hears the schema's NOTIFY from other processes' commits as they arrive. */
+  async watchChanges(onChange: () => void): Promise<() => void> {
+    await this.listener.marker(); // starts listening
+    return this.listener.onChange(onChange);
+  }
+
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;

@@ -22,6 +22,7 @@ export class ChangeListener {
   private started: Promise<void> | null = null;
   private retryMs = RECONNECT_MIN_MS;
   private retryTimer: NodeJS.Timeout | null = null;
+  private readonly changeListeners = new Set<() => void>();
   /** The last reason listening failed, for diagnostics. */
   lastError: Error | null = null;
 
@@ -48,7 +49,9 @@ export class ChangeListener {
     client.on('error', (e) => this.lost(client, e));
     client.on('end', () => this.lost(client, new Error('connection ended')));
     client.on('notification', (n) => {
-      if (!this.ownPids.has(n.processId)) this.count++;
+      if (this.ownPids.has(n.processId)) return;
+      this.count++;
+      this.announce();
     });
     try {
       await client.connect();
@@ -65,6 +68,23 @@ export class ChangeListener {
     this.retryMs = RECONNECT_MIN_MS;
     // Whatever was committed while we were not listening is unknown: count it as a change.
     this.count++;
+    this.announce();
+  }
+
+  /** Calls `listener` on each change counted from now on; returns a function that stops it. */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private announce(): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener();
+      } catch {
+        // The listener's own failure: the count has moved on, and the next poll sees it.
+      }
+    }
   }
 
   private lost(client: pg.Client, e: unknown): void {
@@ -84,6 +104,7 @@ export class ChangeListener {
 
   async close(): Promise<void> {
     this.isClosed = true;
+    this.changeListeners.clear();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     const client = this.client;

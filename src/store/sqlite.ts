@@ -672,6 +672,14 @@ export class SqliteStore implements Store {
     return this.db.pragma('data_version', { simple: true }) as number;
   }
 
+  async watchChanges(onChange: () => void, onError: (e: unknown) => void): Promise<() => void> {
+    if (this.location === ':memory:') return () => {};
+    // Loaded here, not at the top: read verbs open this store and never watch.
+    const { doorbellPath, watchDoorbell } = await import('./doorbell.js');
+    const watch = watchDoorbell(doorbellPath(this.location), onChange, onError);
+    return () => watch.close();
+  }
+
   checkpointInBackground(onError: (message: string) => void): void {
     if (this.checkpointer || this.location === ':memory:') return;
     const synchronous = this.db.pragma('synchronous', { simple: true }) === 2 ? 'FULL' : 'NORMAL';

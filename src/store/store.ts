@@ -274,6 +274,13 @@ export interface Store {
 
   /** A number that changes whenever another connection commits: lets a daemon notice CLI writes cheaply. */
   changeMarker(): Promise<number>;
+  /**
+   * Calls `onChange` soon after another process commits (SQLite: a CLI write rings the doorbell,
+   * ./doorbell.ts; PostgreSQL: the schema's NOTIFY), so a daemon need not wait for its next poll. A hint
+   * only: a change may go unheard (the daemon keeps a slow poll), and a call may come with no change.
+   * `onError` hears a watch that failed. Resolves with a function that stops watching.
+   */
+  watchChanges?(onChange: () => void, onError: (e: unknown) => void): Promise<() => void>;
 
   /** SQLite: WAL checkpoints move to a background thread for as long as the store is open (the daemon). */
   checkpointInBackground?(onError: (message: string) => void): void;

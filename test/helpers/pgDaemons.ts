@@ -36,8 +36,8 @@ export class Machine {
   }
 
   /** Starts `cairn start` and waits until its session exists. */
-  async start(): Promise<DaemonProcess> {
-    this.daemon = this.ws.startDaemon([], this.env);
+  async start(env: NodeJS.ProcessEnv = {}): Promise<DaemonProcess> {
+    this.daemon = this.ws.startDaemon([], { ...this.env, ...env });
     const started = await this.daemon.waitForLog(/cairn daemon started/, 20_000);
     this.sessionId = started.session as string;
     return this.daemon;
