@@ -19,6 +19,7 @@ import { stageLogsDir } from '../executors/stageLogPath.js';
 import type { ModuleStageFn } from '../executors/types.js';
 import type { ClaimedRun, SessionRecord, Store, TaskRecord } from '../store/store.js';
 import { wallClock } from './clock.js';
+import { CoalescedRun } from './coalescedRun.js';
 import { crashPoint } from '../process/crashPoints.js';
 import { beginStartupSnapshot } from '../snapshots/snapshotSchedule.js';
 import { Heartbeat, type HeartbeatHost } from './heartbeat.js';
@@ -70,7 +71,6 @@ export const DEFAULT_POLL_MS = 2_000;
 /** setTimeout's limit; a longer delay would fire at once. A backoff that long is left to the safety poll. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-
 /** How many interrupted tasks are resumed together (one commit) at start. */
 const RESUME_CHUNK = 256;
 
@@ -88,11 +88,18 @@ export class Daemon extends EventEmitter implements ServiceHost {
   private session: SessionRecord | null = null;
   private actor = 'daemon';
   private isStopping = false;
-  private isTicking = false;
-  private isTickPending = false;
+  /** Dispatch: fills free slots. */
+  private readonly ticks = new CoalescedRun(
+    () => this.dispatchOrLog(),
+    () => this.isStopping,
+    () => this.emit('tick'),
+  );
+  /** A look at the store for other processes' commits, on a ring or the safety poll. */
+  private readonly looks = new CoalescedRun(
+    () => this.poll(),
+    () => this.isStopping,
+  );
   private pollTimer: NodeJS.Timeout | null = null;
-  private isPolling = false;
-  private isPollPending = false;
   private stopWatching: (() => void) | null = null;
   /** A timer for the earliest backoff this process set, and when it fires. */
   private dueTimer: NodeJS.Timeout | null = null;
@@ -337,22 +344,7 @@ export class Daemon extends EventEmitter implements ServiceHost {
 
   /** Looks at the store now, folding a burst of wakes (rings, polls) into one look after the current. */
   private wake(): void {
-    if (this.isStopping) return;
-    if (this.isPolling) {
-      this.isPollPending = true;
-      return;
-    }
-    this.isPolling = true;
-    void (async () => {
-      try {
-        do {
-          this.isPollPending = false;
-          await this.poll();
-        } while (this.isPollPending && !this.isStopping);
-      } finally {
-        this.isPolling = false;
-      }
-    })();
+    if (!this.isStopping) this.looks.request();
   }
 
   /** Notices commits by other processes (CLI approve, cancel, submit): stops overtaken runs, dispatches. */
@@ -393,26 +385,15 @@ export class Daemon extends EventEmitter implements ServiceHost {
   }
 
   requestTick(): void {
-    if (this.isTicking) {
-      this.isTickPending = true;
-      return;
-    }
-    void this.tick();
+    this.ticks.request();
   }
 
-  private async tick(): Promise<void> {
-    this.isTicking = true;
+  private async dispatchOrLog(): Promise<void> {
     try {
-      do {
-        this.isTickPending = false;
-        await this.dispatch();
-      } while (this.isTickPending && !this.isStopping);
+      await this.dispatch();
     } catch (e) {
       this.logger.error({ err: toError(e) }, `dispatch failed: ${toError(e).message}; retrying on the next poll`);
-    } finally {
-      this.isTicking = false;
     }
-    this.emit('tick');
   }
 
   private freeSlots(): number {
@@ -546,7 +527,7 @@ export class Daemon extends EventEmitter implements ServiceHost {
         );
       }
     }
-    while (this.isTicking) await sleep(5);
+    await this.ticks.whenIdle();
     // A stop soon after start finishes the startup snapshot rather than leave it half written.
     await this.startupSnapshot;
     if (this.session) await this.store.endSession(this.session.id, 'stopped', this.now());
