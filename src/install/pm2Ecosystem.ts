@@ -4,13 +4,13 @@
  * directory first). Every value is written with JSON.stringify, so a path is never JavaScript source.
  */
 import { formatJson } from './formatJson.js';
-import { shellQuote, type ServiceSetup } from './serviceSetup.js';
+import { configFlags, shellQuote, type ServiceSetup } from './serviceSetup.js';
 
 /** The whole ecosystem file for `setup`. Pure. */
 export function renderPm2Ecosystem(setup: ServiceSetup): string {
-  const args = ['start', '--config', setup.configFile, ...(setup.dataDirArg ? ['--data-dir', setup.dataDirArg] : [])];
+  const flags = configFlags(setup);
+  const args = ['start', ...flags];
   const logs = `${setup.dataDir}/logs`;
-  const flags = ['--config', setup.configFile, ...(setup.dataDirArg ? ['--data-dir', setup.dataDirArg] : [])];
   const regenerate = `${setup.cairnCommand} ${['service', 'pm2', ...flags].map(shellQuote).join(' ')}`;
   const startup = ['pm2', 'startup', 'systemd', '-u', setup.user, ...(setup.home ? ['--hp', setup.home] : [])].map(shellQuote).join(' ');
   const app = {

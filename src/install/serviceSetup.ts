@@ -37,6 +37,11 @@ export interface ServiceSetup {
   shutdownGraceMs: number;
 }
 
+/** The flags that point a cairn command at this install's config (and data directory, when given apart). Pure. */
+export function configFlags(setup: ServiceSetup): string[] {
+  return ['--config', setup.configFile, ...(setup.dataDirArg ? ['--data-dir', setup.dataDirArg] : [])];
+}
+
 const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 // A user name systemd and pm2 take as it is (systemd also allows a trailing `$` for Samba machine accounts; we do not).
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;

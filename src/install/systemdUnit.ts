@@ -9,7 +9,7 @@
  * read-only rather than yes, so node and tools installed under a home (nvm, npm's prefix) still run.
  */
 import { UsageError } from '../errors.js';
-import { shellQuote, type ServiceSetup } from './serviceSetup.js';
+import { configFlags, shellQuote, type ServiceSetup } from './serviceSetup.js';
 
 /**
  * One systemd word: `%` doubled (specifiers), `$` doubled in a command line (variables), quoted when
@@ -26,9 +26,8 @@ const isUnderTmp = (p: string) => /^\/(var\/)?tmp(\/|$)/.test(p);
 
 /** The whole unit file for `setup`. Pure. */
 export function renderSystemdUnit(setup: ServiceSetup): string {
-  const argv = [setup.nodePath, setup.cairnPath, 'start', '--config', setup.configFile];
-  if (setup.dataDirArg) argv.push('--data-dir', setup.dataDirArg);
-  const flags = ['--config', setup.configFile, ...(setup.dataDirArg ? ['--data-dir', setup.dataDirArg] : []), '--user', setup.user];
+  const argv = [setup.nodePath, setup.cairnPath, 'start', ...configFlags(setup)];
+  const flags = [...configFlags(setup), '--user', setup.user];
   const regenerate = `${setup.cairnCommand} ${['service', 'systemd', ...flags].map(shellQuote).join(' ')}`;
   // PrivateTmp gives the service an empty /tmp of its own, where a directory it must write would not be.
   const tmpPaths = setup.writePaths.filter(isUnderTmp);
