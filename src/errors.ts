@@ -101,6 +101,16 @@ export class InboxFileError extends CairnError {
   override readonly exitCode = 2;
 }
 
+/** `cairn logs`: a run with no log here to show (not run yet, not found, or its log is on another host). */
+export class StageLogError extends CairnError {
+  override readonly code = 'STAGE_LOG';
+}
+
+/** `cairn init` would replace a file that is there: nothing was written. */
+export class StarterExistsError extends CairnError {
+  override readonly code = 'EXISTS';
+}
+
 /** Routes every `catch (e: unknown)` through one place, so a thrown string or object still has a message. */
 export function toError(value: unknown): Error {
   if (value instanceof Error) return value;

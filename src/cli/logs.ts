@@ -8,16 +8,11 @@ import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { STAGES, type StageName } from '../../machines/taskStates.js';
 import type { Config } from '../config.js';
-import { CairnError, TaskNotFoundError, UsageError } from '../errors.js';
+import { StageLogError, TaskNotFoundError, UsageError } from '../errors.js';
 import { stageLogPath, stageLogsDir } from '../executors/stageLogPath.js';
 import type { StageRunRecord, Store, TaskRecord } from '../store/store.js';
 import { parsePositiveInt, parseTaskId, withStore, type GlobalOptions } from './context.js';
 import { iso } from '../taskJson.js';
-
-/** A run that has no log here to show: not run yet, not found, or its log is elsewhere. */
-export class StageLogError extends CairnError {
-  override readonly code = 'STAGE_LOG';
-}
 
 export interface LogsOptions {
   stage?: string;

@@ -5,16 +5,11 @@
  */
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CairnError, UsageError } from '../errors.js';
+import { StarterExistsError, UsageError } from '../errors.js';
 import { formatJson } from './formatJson.js';
 import { STARTER_CONFIG, STARTER_STAGES } from './starterFiles.js';
 
 export const STARTER_CONFIG_NAME = 'cairn.config.json';
-
-/** Init would replace a file that is there: nothing was written. Exit 1. */
-export class StarterExistsError extends CairnError {
-  override readonly code = 'EXISTS';
-}
 
 export interface WrittenStarter {
   dir: string;
