@@ -12,8 +12,8 @@ import { nextSnapshotAt } from '../snapshots/snapshotSchedule.js';
 import type { SessionRecord, Store } from '../store/store.js';
 import { findStuckTasks, findWaitingApprovals, staleSessionFlags } from './healthFlags.js';
 import { latestHeartbeat, unresolvedFailures, type HealthFlag } from './heartbeatLog.js';
+import { iso } from '../taskJson.js';
 
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
 /** A part failure older than this, with no cycle since, is history rather than news. */
 const FAILURE_WINDOW_MS = 86_400_000;
 

@@ -7,11 +7,10 @@
 import type { Config } from '../config.js';
 import type { Store } from '../store/store.js';
 import { findStuckRuns } from './healthFlags.js';
+import { iso } from '../taskJson.js';
 
 /** Each list in `status --json` holds at most this many; `total` says how many there are. */
 export const ATTENTION_JSON_MAX = 100;
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export async function findNeedsAttention(store: Store, config: Config, now: number) {
   const waiting = (await store.listTasks({ status: 'awaiting_approval' })).sort((a, b) => a.updatedAt - b.updatedAt || a.id - b.id);
